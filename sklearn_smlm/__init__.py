@@ -1,0 +1,68 @@
+"""Single-molecule localization microscopy with super-resolution neural networks.
+
+The public names are loaded lazily, so that ``import sklearn_smlm`` is fast and
+does not import torch until a neural-network estimator is used.
+"""
+
+import importlib
+
+try:
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("sklearn-smlm")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+# public name -> submodule that defines it
+_LAZY = {
+    # localization table
+    "LOCALIZATION_COLUMNS": "_localizations",
+    "empty_localizations": "_localizations",
+    "validate_localizations": "_localizations",
+    "localizations_from_list": "_localizations",
+    "localizations_to_list": "_localizations",
+    # simulation
+    "PAFPSimulator": "simulation",
+    # neural localizer and its steps
+    "FrameNormalizer": "preprocessing",
+    "DistanceTransform": "encoding",
+    "PeakExtractor": "peaks",
+    "DistanceTransformLocalizer": "localizer",
+    "DistanceTransformRegressor": "localizer",
+    "load_model": "localizer",
+    # classical localizer
+    "GaussianFitLocalizer": "fitting",
+    # scorers
+    "JaccardScorer": "metrics",
+    "RMSEScorer": "metrics",
+    "jaccard_scorer": "metrics",
+    "rmse_scorer": "metrics",
+}
+
+_SUBMODULES = [
+    "io",
+    "metrics",
+    "simulation",
+    "encoding",
+    "peaks",
+    "preprocessing",
+    "localizer",
+    "fitting",
+    "rendering",
+    "nn",
+]
+
+__all__ = sorted(_LAZY) + _SUBMODULES + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+        return getattr(module, name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
