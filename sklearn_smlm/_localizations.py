@@ -127,9 +127,10 @@ def validate_localizations(table, *, name="localizations", copy=True):
     frame = pd.to_numeric(table["frame"], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(frame) | (frame != np.round(frame))
     if bad.any():
+        row = int(np.flatnonzero(bad)[0])
         raise ValueError(
-            f"{name}: column 'frame' must hold whole numbers; row "
-            f"{int(np.flatnonzero(bad)[0])} holds {table['frame'].iloc[bad.argmax()]!r}."
+            f"{name}: column 'frame' must hold whole numbers; row {row} holds "
+            f"{table['frame'].iloc[row]!r}."
         )
     if (frame < 0).any():
         raise ValueError(

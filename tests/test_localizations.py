@@ -18,7 +18,7 @@ def test_round_trip_list_table_list():
     assert list(table.columns) == ["frame", "x_nm", "y_nm"]
     assert table["frame"].tolist() == [0, 0, 0, 2, 2, 2, 2, 2, 3]
     back = localizations_to_list(table, n_frames=4)
-    for a, b in zip(positions, back):
+    for a, b in zip(positions, back, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
