@@ -1,0 +1,23 @@
+"""Classical localization: filtering, detection and batched integrated-Gaussian fits.
+
+:class:`GaussianFitLocalizer` is the ThunderSTORM / Picasso path on the
+library's ``predict(frames) -> DataFrame`` contract; :func:`refine_localizations`
+refines another detector's table (a CNN's, say) by single- and multi-emitter
+fits on the raw pixels.
+"""
+
+from ._detect import detect_candidates, filter_frames
+from ._gauss import crlb, fit_boxes, gaussian_model, mortensen_variance
+from ._localizer import FIT_COLUMNS, GaussianFitLocalizer, refine_localizations
+
+__all__ = [
+    "FIT_COLUMNS",
+    "GaussianFitLocalizer",
+    "refine_localizations",
+    "detect_candidates",
+    "filter_frames",
+    "gaussian_model",
+    "fit_boxes",
+    "crlb",
+    "mortensen_variance",
+]
