@@ -179,20 +179,55 @@ def assign(true_index, pred_index, distance_nm, n_true, n_pred, matching):
         shape=(n_true + n_pred, n_true + n_pred),
     )
     _, label = connected_components(graph, directed=False)
-    edge_label = label[true_index]
-    edges_per_label = np.bincount(edge_label)
-    # Most clusters hold one true and one predicted localization: no choice.
-    lone = edges_per_label[edge_label] == 1
-    chosen = [np.flatnonzero(lone)]
-    shared = np.flatnonzero(~lone)
+    true_label, pred_label = label[:n_true], label[n_true:]
+    n_labels = int(label.max()) + 1
+    true_per_label = np.bincount(true_label, minlength=n_labels)
+    pred_per_label = np.bincount(pred_label, minlength=n_labels)
+    edge_label = true_label[true_index]
+    # In a cluster with a single true or a single predicted localization (most
+    # clusters) both rules take its shortest pair, found here for all at once.
+    star = (true_per_label[edge_label] == 1) | (pred_per_label[edge_label] == 1)
+    star_edges = np.flatnonzero(star)
+    order = star_edges[
+        np.lexsort(
+            (
+                pred_index[star_edges],
+                true_index[star_edges],
+                distance_nm[star_edges],
+                edge_label[star_edges],
+            )
+        )
+    ]
+    first = np.diff(edge_label[order], prepend=-1) != 0
+    chosen = [order[first]]
+    shared = np.flatnonzero(~star)
     if len(shared):
         if matching == "greedy":
             chosen.append(_greedy(true_index, pred_index, distance_nm, shared))
         else:
             chosen.append(
-                _hungarian(true_index, pred_index, distance_nm, shared, edge_label)
+                _hungarian(
+                    true_index,
+                    pred_index,
+                    distance_nm,
+                    shared,
+                    edge_label,
+                    _rank_in_label(true_label),
+                    _rank_in_label(pred_label),
+                    true_per_label,
+                    pred_per_label,
+                )
             )
     return np.sort(np.concatenate(chosen))
+
+
+def _rank_in_label(label):
+    """Position of each node among the nodes of its cluster."""
+    order = np.argsort(label, kind="stable")
+    sorted_label = label[order]
+    rank = np.empty(len(label), dtype=np.int64)
+    rank[order] = np.arange(len(label)) - np.searchsorted(sorted_label, sorted_label)
+    return rank
 
 
 def _greedy(true_index, pred_index, distance_nm, edges):
@@ -202,7 +237,12 @@ def _greedy(true_index, pred_index, distance_nm, edges):
         np.lexsort((pred_index[edges], true_index[edges], distance_nm[edges]))
     ]
     used_true, used_pred, chosen = set(), set(), []
-    for e, t, p in zip(order, true_index[order], pred_index[order], strict=True):
+    for e, t, p in zip(
+        order.tolist(),
+        true_index[order].tolist(),
+        pred_index[order].tolist(),
+        strict=True,
+    ):
         if t not in used_true and p not in used_pred:
             used_true.add(t)
             used_pred.add(p)
@@ -210,22 +250,35 @@ def _greedy(true_index, pred_index, distance_nm, edges):
     return np.asarray(chosen, dtype=np.int64)
 
 
-def _hungarian(true_index, pred_index, distance_nm, edges, edge_label):
+def _hungarian(
+    true_index,
+    pred_index,
+    distance_nm,
+    edges,
+    edge_label,
+    true_rank,
+    pred_rank,
+    true_per_label,
+    pred_per_label,
+):
     chosen = []
+    max_distance = float(distance_nm[edges].max())
     edges = edges[np.argsort(edge_label[edges], kind="stable")]
     bounds = np.flatnonzero(np.diff(edge_label[edges])) + 1
     for cluster in np.split(edges, bounds):
-        t_rows, t_local = np.unique(true_index[cluster], return_inverse=True)
-        p_rows, p_local = np.unique(pred_index[cluster], return_inverse=True)
-        n_pairs_max = min(len(t_rows), len(p_rows))
+        cluster_label = edge_label[cluster[0]]
+        shape = (true_per_label[cluster_label], pred_per_label[cluster_label])
+        rows_local = true_rank[true_index[cluster]]
+        cols_local = pred_rank[pred_index[cluster]]
+        distance = distance_nm[cluster]
         # A pair outside the tolerance costs more than any set of pairs within
         # it, so the assignment first maximizes the number of real pairs and
         # only then minimizes their total distance.
-        outside = (n_pairs_max + 1) * (float(distance_nm[cluster].max()) + 1.0)
-        cost = np.full((len(t_rows), len(p_rows)), outside)
-        cost[t_local, p_local] = distance_nm[cluster]
-        edge_of = np.full((len(t_rows), len(p_rows)), -1, dtype=np.int64)
-        edge_of[t_local, p_local] = cluster
+        outside = (min(shape) + 1) * (max_distance + 1.0)
+        cost = np.full(shape, outside)
+        cost[rows_local, cols_local] = distance
+        edge_of = np.full(shape, -1, dtype=np.int64)
+        edge_of[rows_local, cols_local] = cluster
         rows, cols = linear_sum_assignment(cost)
         picked = edge_of[rows, cols]
         chosen.append(picked[picked >= 0])
