@@ -36,6 +36,7 @@ import glob
 import io
 import logging
 import math
+import operator
 import os
 import re
 import struct
@@ -263,6 +264,9 @@ class _TiffSource:
                     raise SMLMFileError(f"{self.path}: the TIFF file holds no image.")
                 series = self.tif.series[0]
                 shape, axes = tuple(series.shape), series.axes
+                # walk the whole IFD chain so that a cut-off file is noticed
+                # even when its (contiguous) image data is intact
+                len(self.tif.pages)
                 pages = None if series.dataoffset is not None else list(series.pages)
             except SMLMFileError:
                 self.close()
@@ -290,6 +294,11 @@ class _TiffSource:
                 f"{axes!r}); SMLM frames must be single-channel grey images. "
                 "Convert the stack to 16-bit greyscale."
             )
+        # drop length-1 axes, e.g. (n, 1, H, W) -> (n, H, W), but keep H and W
+        keep = [i for i in range(len(shape) - 2) if shape[i] != 1]
+        keep += [len(shape) - 2, len(shape) - 1]
+        shape = tuple(shape[i] for i in keep)
+        axes = "".join(axes[i] for i in keep)
         if len(shape) == 2:
             shape = (1, *shape)
         elif len(shape) != 3:
@@ -474,6 +483,10 @@ class TiffStack:
     def __len__(self):
         return self.n_frames
 
+    def __del__(self):
+        with contextlib.suppress(Exception):
+            self.close()
+
     def __repr__(self):
         return (
             f"TiffStack(shape={self.shape}, dtype={self.dtype}, "
@@ -521,13 +534,13 @@ class TiffStack:
                 out[j] = self._read(i, i + 1)[0]
             return out
         try:
-            index = int(np.asarray(key).item()) if np.ndim(key) == 0 else None
-        except (TypeError, ValueError):
-            index = None
-        if index is None or isinstance(key, (bool, np.bool_)):
+            if isinstance(key, (bool, np.bool_)):
+                raise TypeError
+            index = operator.index(key)
+        except TypeError:
             raise TypeError(
                 f"TiffStack indices must be integers or slices, not {key!r}."
-            )
+            ) from None
         if not -self.n_frames <= index < self.n_frames:
             raise IndexError(
                 f"frame {index} is out of range for a stack of {self.n_frames} frames."
