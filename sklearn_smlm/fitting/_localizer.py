@@ -29,6 +29,7 @@ import numbers
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from scipy.spatial import cKDTree
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
@@ -103,7 +104,16 @@ def _check_params(p):
     }
 
 
+def _check_not_sparse(X):
+    if sparse.issparse(X):
+        raise TypeError(
+            "sparse input is not supported: frames must be a dense array of shape "
+            "(n_frames, height, width)."
+        )
+
+
 def _prepare_frames(X, p, box_size):
+    _check_not_sparse(X)
     raw = X if hasattr(X, "dtype") else np.asarray(X)
     frames = check_frames(X, dtype=np.float32)
     saturation = p["saturation_adu"]
@@ -139,7 +149,13 @@ def _ring_median(boxes):
 
 
 def _fit_in_chunks(data, init, k, fixed_sigma, method, max_iter, excess_noise):
-    out = {"params": [], "converged": [], "n_iter": [], "var": []}
+    n_par = init.shape[1]
+    out = {
+        "params": [np.empty((0, n_par))],
+        "converged": [np.empty(0, bool)],
+        "n_iter": [np.empty(0, np.int64)],
+        "var": [np.empty((0, n_par))],
+    }
     for s in range(0, len(data), _CHUNK):
         sl = slice(s, s + _CHUNK)
         fs = None if fixed_sigma is None else fixed_sigma[sl]
@@ -349,7 +365,9 @@ class GaussianFitLocalizer(BaseEstimator):
 
         Parameters
         ----------
-        X : ignored
+        X : array-like of shape (n_frames, height, width), optional
+            Frames; when given they are only checked (shape, dtype, finite
+            values), so that bad data fails early.
         y : ignored
 
         Returns
@@ -357,6 +375,9 @@ class GaussianFitLocalizer(BaseEstimator):
         self : GaussianFitLocalizer
         """
         derived = self._validate()
+        if X is not None:
+            _check_not_sparse(X)
+            check_frames(X)
         self.e_per_count_ = derived["e_per_count"]
         self.excess_noise_ = derived["excess_noise"]
         return self
@@ -453,8 +474,7 @@ class GaussianFitLocalizer(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = True
         tags.target_tags.required = False
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
+        tags.non_deterministic = False
         return tags
 
 

@@ -1,0 +1,400 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import erf
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_smlm.fitting import (
+    FIT_COLUMNS,
+    GaussianFitLocalizer,
+    crlb,
+    detect_candidates,
+    filter_frames,
+    fit_boxes,
+    gaussian_model,
+    mortensen_variance,
+    refine_localizations,
+)
+
+PX = 100.0
+
+
+def paint(frames, x, y, photons, sigma, f=0, pad=8):
+    """Add an exact pixel-integrated Gaussian centred at pixel coords (x, y)."""
+    _, h, w = frames.shape
+    r0, c0 = max(int(y) - pad, 0), max(int(x) - pad, 0)
+    r1, c1 = min(int(y) + pad + 1, h), min(int(x) + pad + 1, w)
+    size = max(r1 - r0, c1 - c0)
+    spot = gaussian_model(np.array([[x - c0, y - r0, photons, 0.0, sigma]]), size)[0]
+    frames[f, r0:r1, c0:c1] += spot[: r1 - r0, : c1 - c0]
+
+
+def sparse_frames(n_frames=50, size=32, photons=1000.0, bg=10.0, sigma=1.2, seed=0):
+    """Four spots per frame on a 2x2 grid with random sub-pixel offsets."""
+    rng = np.random.default_rng(seed)
+    mean = np.full((n_frames, size, size), bg)
+    truth = []
+    for f in range(n_frames):
+        for cy in (size // 4, 3 * size // 4):
+            for cx in (size // 4, 3 * size // 4):
+                x, y = cx + rng.uniform(-0.5, 0.5), cy + rng.uniform(-0.5, 0.5)
+                paint(mean, x, y, photons, sigma, f)
+                truth.append((f, (x + 0.5) * PX, (y + 0.5) * PX))
+    return mean, np.array(truth), rng
+
+
+def match(table, truth, radius_nm=100.0):
+    """Nearest localization of every true spot: (dx, dy, row index)."""
+    out = []
+    for f, x, y in truth:
+        sub = table[table["frame"] == f]
+        d = np.hypot(sub["x_nm"] - x, sub["y_nm"] - y).to_numpy()
+        if len(d) and d.min() < radius_nm:
+            i = sub.index[d.argmin()]
+            out.append((table.at[i, "x_nm"] - x, table.at[i, "y_nm"] - y, i))
+    return np.array(out)
+
+
+# --------------------------------------------------------------------- model
+
+
+def test_model_matches_erf_integral_and_total():
+    # independent route: the 2-D integral over one pixel factorizes into erfs
+    p = np.array([[2.3, 3.6, 500.0, 2.0, 0.9]])
+    mu = gaussian_model(p, 7)[0]
+    s = np.sqrt(2) * 0.9
+    ex = 0.5 * (erf((4 + 0.5 - 2.3) / s) - erf((4 - 0.5 - 2.3) / s))
+    ey = 0.5 * (erf((1 + 0.5 - 3.6) / s) - erf((1 - 0.5 - 3.6) / s))
+    assert mu[1, 4] == pytest.approx(2.0 + 500.0 * ex * ey, rel=1e-12)
+    big = gaussian_model(np.array([[15.0, 15.0, 500.0, 2.0, 0.9]]), 31)[0]
+    assert big.sum() == pytest.approx(500.0 + 2.0 * 31**2, rel=1e-9)
+
+
+@pytest.mark.parametrize("k, fixed", [(1, None), (1, 1.1), (2, None), (3, 0.8)])
+def test_jacobian_matches_finite_differences(k, fixed):
+    rng = np.random.default_rng(1)
+    cols = []
+    for _ in range(k):
+        cols += [rng.uniform(2, 5), rng.uniform(2, 5), rng.uniform(300, 900)]
+    cols.append(3.0)
+    if fixed is None:
+        cols.append(1.2)
+    p = np.array([cols])
+    fs = None if fixed is None else np.array([fixed])
+    mu, jac = gaussian_model(p, 7, k, fs, jacobian=True)
+    for i in range(p.shape[1]):
+        h = 1e-6 * max(1.0, abs(p[0, i]))
+        up, down = p.copy(), p.copy()
+        up[0, i] += h
+        down[0, i] -= h
+        numeric = (gaussian_model(up, 7, k, fs) - gaussian_model(down, 7, k, fs)) / (
+            2 * h
+        )
+        np.testing.assert_allclose(jac[0, :, i], numeric.ravel(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["mle", "lsq"])
+def test_fit_boxes_recovers_noise_free_parameters(method):
+    true = np.array([[3.2, 2.9, 2000.0, 5.0, 1.1], [2.6, 4.1, 800.0, 20.0, 1.4]])
+    init = np.array([[3.0, 3.0, 1500.0, 3.0, 1.3], [3.0, 4.0, 1500.0, 10.0, 1.3]])
+    params, ok, n_iter, _, _ = fit_boxes(gaussian_model(true, 7), init, method=method)
+    assert ok.all() and (n_iter < 30).all()
+    np.testing.assert_allclose(params, true, rtol=1e-5, atol=1e-5)
+
+
+def test_crlb_no_background_limit_and_excess_noise():
+    # Without background and with pixels small against the PSF, the bound on x
+    # tends to sqrt(sigma^2 + a^2 / 12) / sqrt(N) (Mortensen et al. 2010).
+    p = np.array([[20.0, 20.0, 1e4, 1e-6, 4.0]])
+    mu, jac = gaussian_model(p, 41, jacobian=True)
+    sd = np.sqrt(crlb(mu, jac)[0, 0])
+    assert sd == pytest.approx(np.sqrt(16 + 1 / 12) / 100, rel=0.01)
+    assert np.sqrt(crlb(mu, jac, 2.0)[0, 0]) == pytest.approx(sd * np.sqrt(2))
+
+
+def test_mortensen_formula_by_hand():
+    # sigma_a^2 = 100^2 + 100^2/12 = 10833.3; b = 10 photons/px, N = 1000:
+    # 10.8333 * (1.77778 + 8 pi 10833.3 * 10 / (1000 * 1e4) = 0.27227) = 22.209 nm^2
+    assert mortensen_variance(100.0, 1000.0, 10.0, 100.0) == pytest.approx(
+        22.209, rel=1e-4
+    )
+    assert mortensen_variance(100.0, 1000.0, 10.0, 100.0, 2.0) == pytest.approx(
+        44.418, rel=1e-4
+    )
+
+
+# ----------------------------------------------------------------- detection
+
+
+def test_noise_estimate_matches_filtered_noise():
+    # independent route: the empirical std of the filtered image of pure noise
+    rng = np.random.default_rng(2)
+    frames = rng.normal(100.0, 3.0, (4, 64, 64))
+    for method in ("wavelet", "dog"):
+        image, noise = filter_frames(frames, method)
+        assert noise == pytest.approx(image.std(axis=(1, 2)), rel=0.08)
+    # few false candidates at the default threshold on pure noise
+    assert len(detect_candidates(frames, threshold=5.0)[0]) <= 1
+    assert len(detect_candidates(np.full((1, 16, 16), 7.0))[0]) == 0
+
+
+# ------------------------------------------------------------------ accuracy
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"fit_method": "lsq"},
+        {"psf_sigma_nm": 120.0},
+        {"detection": "dog"},
+    ],
+)
+def test_sparse_rmse_near_crlb_and_calibrated_uncertainty(params):
+    mean, truth, rng = sparse_frames()
+    frames = 100.0 + rng.poisson(mean)
+    table, info = GaussianFitLocalizer(**params).fit().predict(frames, return_info=True)
+    assert list(table.columns) == list(FIT_COLUMNS)
+    assert np.isfinite(table.drop(columns="frame").to_numpy()).all()
+    m = match(table, truth)
+    assert len(m) == len(truth) == 200  # every spot found
+    rmse_axis = np.sqrt(np.mean(m[:, :2] ** 2))
+    crlb_axis = np.sqrt(np.mean(table.loc[m[:, 2], "uncertainty_nm"] ** 2))
+    # measured (seed 0, mle): rmse 4.9 nm per axis, CRLB 5.1 nm
+    assert rmse_axis < 1.3 * crlb_axis
+    z = m[:, :2] / table.loc[m[:, 2], "uncertainty_nm"].to_numpy()[:, None]
+    assert 0.8 < z.std() < 1.25
+    assert table.loc[m[:, 2], "photons"].mean() == pytest.approx(1000.0, rel=0.05)
+    if params.get("fit_method") != "lsq":  # 1/data weights bias lsq's background
+        assert table.loc[m[:, 2], "background"].mean() == pytest.approx(10.0, rel=0.05)
+    if "psf_sigma_nm" not in params:
+        assert table.loc[m[:, 2], "sigma_nm"].mean() == pytest.approx(120.0, rel=0.03)
+    # Mortensen's least-squares formula sits a little above the MLE bound
+    ratio = table["uncertainty_mortensen_nm"] / table["uncertainty_nm"]
+    assert 1.0 < ratio.median() < 1.3
+    assert sum(info["n_dropped"].values()) == info["n_candidates"] - len(table)
+
+
+def test_emccd_camera_conversion_and_excess_noise():
+    # EMCCD: Poisson photoelectrons (QE 0.9), gamma-distributed EM gain 100,
+    # 10 e-/ADU after gain, baseline 100. Photons reported = electrons / QE.
+    mean, truth, rng = sparse_frames(photons=2000.0, bg=20.0, seed=3)
+    electrons = rng.poisson(0.9 * mean).astype(float)
+    amplified = rng.gamma(np.maximum(electrons, 1e-12), 100.0) * (electrons > 0)
+    frames = 100.0 + amplified / 10.0
+    loc = GaussianFitLocalizer(em_gain=100.0, e_per_adu=10.0, quantum_efficiency=0.9)
+    table = loc.fit().predict(frames)
+    assert loc.excess_noise_ == 2.0 and loc.e_per_count_ == pytest.approx(0.1)
+    m = match(table, truth)
+    assert len(m) >= 195
+    photons = table.loc[m[:, 2], "photons"]
+    assert photons.mean() == pytest.approx(2000.0, rel=0.05)
+    z = m[:, :2] / table.loc[m[:, 2], "uncertainty_nm"].to_numpy()[:, None]
+    assert 0.8 < z.std() < 1.25  # without the factor 2 it would be ~1.4
+
+
+# ------------------------------------------------------------ failure modes
+
+
+def test_empty_frame_gives_empty_table_with_columns():
+    loc = GaussianFitLocalizer().fit()
+    table, info = loc.predict(np.full((2, 16, 16), 100.0), return_info=True)
+    assert len(table) == 0 and list(table.columns) == list(FIT_COLUMNS)
+    assert table["frame"].dtype == np.int64 and table["x_nm"].dtype == np.float64
+    assert info == {"n_candidates": 0, "n_dropped": dict.fromkeys(info["n_dropped"], 0)}
+
+
+def test_spot_near_border_is_fitted_and_half_spot_outside_is_dropped():
+    rng = np.random.default_rng(4)
+    mean = np.full((2, 20, 20), 10.0)
+    paint(mean, 1.0, 9.3, 3000.0, 1.2, f=0)  # centre 1 px from the left edge
+    paint(mean, -0.7, 9.0, 3000.0, 1.2, f=1)  # centre outside the frame
+    frames = 100.0 + rng.poisson(mean)
+    table, info = GaussianFitLocalizer().fit().predict(frames, return_info=True)
+    f0 = table[table["frame"] == 0]
+    assert len(f0) == 1
+    assert f0["x_nm"].iloc[0] == pytest.approx(
+        150.0, abs=4 * f0["uncertainty_nm"].iloc[0]
+    )
+    assert f0["y_nm"].iloc[0] == pytest.approx(
+        980.0, abs=4 * f0["uncertainty_nm"].iloc[0]
+    )
+    assert (table["frame"] == 1).sum() == 0
+    assert info["n_dropped"]["outside_box"] == 1
+    assert np.isfinite(table.drop(columns="frame").to_numpy()).all()
+
+
+def test_saturated_spot_is_dropped_with_count():
+    mean = np.full((1, 20, 20), 10.0)
+    paint(mean, 9.2, 9.7, 20000.0, 1.2)
+    frames = np.minimum(100.0 + np.random.default_rng(5).poisson(mean), 1000.0)
+    table, info = (
+        GaussianFitLocalizer(saturation_adu=1000.0)
+        .fit()
+        .predict(frames, return_info=True)
+    )
+    assert len(table) == 0 and info["n_dropped"]["saturated"] == 1
+    # integer frames saturate at the top of their range without being told
+    table, info = (
+        GaussianFitLocalizer()
+        .fit()
+        .predict(np.minimum(frames * 70, 65535).astype(np.uint16), return_info=True)
+    )
+    assert len(table) == 0 and info["n_dropped"]["saturated"] == 1
+    # the same spot below saturation is kept
+    ok = GaussianFitLocalizer(saturation_adu=1e9).fit().predict(frames)
+    assert len(ok) == 1
+
+
+def test_flat_box_fails_cleanly():
+    frames = np.full((1, 15, 15), 110.0)
+    dets = pd.DataFrame(
+        {"frame": [0], "x_nm": [720.0], "y_nm": [730.0], "score": [5.0]}
+    )
+    out = refine_localizations(frames, dets)
+    assert not out["fit_ok"].iloc[0]
+    assert out["fit_status"].iloc[0] == "no_signal"
+    assert out[["x_nm", "y_nm"]].to_numpy().tolist() == [[720.0, 730.0]]
+    assert out["uncertainty_nm"].iloc[0] == 100.0
+    assert np.isfinite(out.drop(columns=["fit_ok", "fit_status"]).to_numpy()).all()
+    # the localizer on noise with a zero threshold: all candidates either kept
+    # as finite rows or dropped with a reason, never NaN
+    noise = 100.0 + np.random.default_rng(6).poisson(10.0, (2, 24, 24))
+    table, info = (
+        GaussianFitLocalizer(threshold=0.0).fit().predict(noise, return_info=True)
+    )
+    assert info["n_candidates"] == len(table) + sum(info["n_dropped"].values())
+    assert info["n_dropped"]["no_signal"] + info["n_dropped"]["sigma_out_of_bounds"] > 0
+    assert np.isfinite(table.drop(columns="frame").to_numpy()).all()
+
+
+@pytest.mark.parametrize(
+    "X, error, message",
+    [
+        (np.zeros((2, 3, 16, 16)), ValueError, "shape"),
+        (np.full((1, 16, 16), np.nan), ValueError, "NaN"),
+        ("frames.tif", TypeError, "array of frames"),
+        (np.zeros((1, 5, 40)), ValueError, "smaller than box_size"),
+    ],
+)
+def test_predict_rejects_bad_input(X, error, message):
+    with pytest.raises(error, match=message):
+        GaussianFitLocalizer().fit().predict(X)
+
+
+def test_predict_before_fit_and_bad_parameters():
+    with pytest.raises(NotFittedError):
+        GaussianFitLocalizer().predict(np.zeros((1, 16, 16)))
+    for params, message in [
+        ({"fit_method": "newton"}, "fit_method"),
+        ({"detection": "log"}, "detection"),
+        ({"box_size": 2}, "box_size"),
+        ({"pixel_size_nm": -1.0}, "pixel_size_nm"),
+        ({"quantum_efficiency": 1.5}, "quantum_efficiency"),
+        ({"sigma_range_nm": (300.0, 50.0)}, "sigma_range_nm"),
+        ({"em_gain": 0.5}, "em_gain"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            GaussianFitLocalizer(**params).fit()
+
+
+def test_predict_is_deterministic_and_clone_keeps_params():
+    mean, _, rng = sparse_frames(n_frames=3)
+    frames = 100.0 + rng.poisson(mean)
+    loc = GaussianFitLocalizer(box_size=5, threshold=6.0).fit()
+    pd.testing.assert_frame_equal(loc.predict(frames), loc.predict(frames))
+    assert clone(loc).get_params() == loc.get_params()
+
+
+# ----------------------------------------------------------- refinement
+
+
+def pair_frames(n_frames=20, sep_px=1.5, photons=2000.0, bg=10.0, sigma=1.0, seed=7):
+    rng = np.random.default_rng(seed)
+    mean = np.full((n_frames, 21, 21), bg)
+    truth = []
+    for f in range(n_frames):
+        cx, cy = 10 + rng.uniform(-0.5, 0.5), 10 + rng.uniform(-0.5, 0.5)
+        angle = rng.uniform(0, np.pi)
+        dx, dy = 0.5 * sep_px * np.cos(angle), 0.5 * sep_px * np.sin(angle)
+        for x, y in ((cx - dx, cy - dy), (cx + dx, cy + dy)):
+            paint(mean, x, y, photons, sigma, f)
+            truth.append((f, (x + 0.5) * PX, (y + 0.5) * PX))
+    return 100.0 + rng.poisson(mean), np.array(truth), rng
+
+
+def test_multi_emitter_refinement_separates_close_pair():
+    # two spots 150 nm apart (1.5 sigma); detections start 40 nm off in random
+    # directions, as a CNN's might
+    frames, truth, rng = pair_frames()
+    start = truth.copy()
+    start[:, 1:] += rng.normal(0.0, 40.0 / np.sqrt(2), (len(truth), 2))
+    dets = pd.DataFrame(start, columns=["frame", "x_nm", "y_nm"])
+    joint = refine_localizations(frames, dets)
+    assert joint["fit_ok"].all() and (joint["n_emitters"] == 2).all()
+    err = np.hypot(joint["x_nm"] - truth[:, 1], joint["y_nm"] - truth[:, 2])
+    # measured (seed 7): mean 7 nm, max 17 nm
+    assert err.mean() < 12.0 and err.max() < 25.0
+    # the single-emitter fit of the same boxes is pulled towards the partner
+    single = refine_localizations(frames, dets, max_emitters=1)
+    err1 = np.hypot(single["x_nm"] - truth[:, 1], single["y_nm"] - truth[:, 2])
+    assert (single["n_emitters"] == 1).all()
+    assert err1[single["fit_ok"]].mean() > 2 * err.mean()
+
+
+def test_refine_keeps_every_row_order_and_extra_columns():
+    mean, truth, rng = sparse_frames(n_frames=3)
+    frames = 100.0 + rng.poisson(mean)
+    dets = pd.DataFrame(truth[::-1], columns=["frame", "x_nm", "y_nm"])
+    dets["x_nm"] += 30.0
+    dets["score"] = np.arange(len(dets), dtype=float)
+    dets.loc[len(dets)] = [1, 1000.0, 1600.0, 99.0]  # a false detection between spots
+    out = refine_localizations(frames, dets, psf_sigma_nm=120.0)
+    assert len(out) == len(dets) and out["score"].tolist() == dets["score"].tolist()
+    good = out.iloc[:-1]
+    assert good["fit_ok"].all()
+    err = np.hypot(good["x_nm"] - truth[::-1, 1], good["y_nm"] - truth[::-1, 2])
+    assert err.max() < 25.0
+    assert out["frame"].dtype == np.int64
+    numeric = out.drop(columns=["fit_ok", "fit_status"]).to_numpy(dtype=float)
+    assert np.isfinite(numeric).all()
+    # the estimator method uses the estimator's parameters
+    via = GaussianFitLocalizer(psf_sigma_nm=120.0).fit().refine(frames, dets)
+    pd.testing.assert_frame_equal(via, out)
+
+
+def test_refine_empty_table_and_bad_frame():
+    frames = np.full((1, 16, 16), 100.0)
+    empty = pd.DataFrame({"frame": [], "x_nm": [], "y_nm": []})
+    out = refine_localizations(frames, empty)
+    assert len(out) == 0 and {"photons", "fit_ok", "uncertainty_nm"} <= set(out)
+    bad = pd.DataFrame({"frame": [3], "x_nm": [10.0], "y_nm": [10.0]})
+    with pytest.raises(ValueError, match="frame 3"):
+        refine_localizations(frames, bad)
+
+
+# --------------------------------------------------- scikit-learn checks
+
+_FRAME_OUTPUT = "predict returns a localization DataFrame, not one value per sample"
+_SMALL_FRAME = "a 2-D X is one camera frame; the checks' frames are too small to fit"
+EXPECTED_FAILED_CHECKS = {
+    "check_n_features_in_after_fitting": "frames have no feature axis",
+    "check_n_features_in": "frames have no feature axis",
+    "check_complex_data": "complex frames raise TypeError, not ValueError",
+    "check_dtype_object": "object arrays are not camera frames; a TypeError says so",
+    "check_estimators_empty_data_messages": "the error names the empty frame shape",
+    "check_methods_sample_order_invariance": _FRAME_OUTPUT,
+    "check_methods_subset_invariance": _SMALL_FRAME,
+    "check_fit_idempotent": _SMALL_FRAME,
+    "check_fit2d_predict1d": "the error says the frame shape, not 'Reshape your data'",
+}
+
+
+@parametrize_with_checks(
+    [GaussianFitLocalizer(box_size=3)],
+    expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
