@@ -360,7 +360,8 @@ class _TiffSource:
             "pixel_size_nm": _pixel_size_nm(self.tif),
             "axes": axes,
             "imagej": bool(self.tif.is_imagej),
-            "ome": bool(self.tif.is_ome),
+            "ome": bool(self.tif.is_ome)
+            or "<OME" in (self.tif.pages.first.description or ""),
         }
 
     def read(self, start, stop, out):
@@ -523,7 +524,19 @@ class TiffStack:
         return out
 
     def __getitem__(self, key):
-        """Return frame ``key`` (an int) or frames ``key`` (a slice) as an array."""
+        """Return frame ``key`` (an int) or frames ``key`` (a slice) as an array.
+
+        A tuple indexes the frame axis first and the result with the rest, so
+        ``stack[:, 0, 0]`` reads every frame (use it for small stacks only).
+        """
+        if isinstance(key, tuple):
+            if not key:
+                return self[:]
+            frames = self[key[0]]
+            rest = key[1:]
+            if isinstance(key[0], slice):
+                return frames[(slice(None), *rest)]
+            return frames[rest]
         if isinstance(key, slice):
             start, stop, step = key.indices(self.n_frames)
             if step == 1:

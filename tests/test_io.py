@@ -385,6 +385,16 @@ def test_failed_write_leaves_no_file_and_keeps_the_old_one(tmp_path):
     assert _no_leftovers(tmp_path) == ["locs.csv"]
 
 
+def test_crlf_line_ends(tmp_path):
+    path = tmp_path / "win.csv"
+    path.write_bytes(
+        b'"id","frame","x [nm]","y [nm]"\r\n1.0,1.0,10.5,20\r\n2,3,11,21\r\n'
+    )
+    table = read_localizations(path)
+    assert table["frame"].tolist() == [0, 2]
+    assert table["x_nm"].tolist() == [10.5, 11.0]
+
+
 def test_failed_stack_write_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "movie.tif"
     write_stack(path, np.ones((2, 3, 3), np.uint16))
@@ -596,6 +606,19 @@ def test_pixel_size_from_ome_and_resolution_tags(tmp_path):
         assert stack.metadata["ome"]
         assert stack.metadata["pixel_size_nm"] == pytest.approx(160.0, rel=1e-12)
         assert np.array_equal(stack[:], data)
+    # several OME files given as a list: each contributes its own pages
+    tifffile.imwrite(
+        tmp_path / "p.ome.tif",
+        data[:2] + 1,
+        ome=True,
+        metadata={"axes": "TYX", "PhysicalSizeX": 0.16},
+    )
+    with TiffStack([tmp_path / "o.ome.tif", tmp_path / "p.ome.tif"]) as stack:
+        assert stack.shape == (9, 5, 6)
+        assert stack.metadata["ome"]
+        assert stack.metadata["pixel_size_nm"] == pytest.approx(160.0, rel=1e-12)
+        assert np.array_equal(stack[:, 1, 2], [*data[:, 1, 2], *(data[:2, 1, 2] + 1)])
+        assert np.array_equal(stack[8, 1:3], data[1, 1:3] + 1)
     # pixels per centimetre: 1e5 per cm is 100 nm
     tifffile.imwrite(
         tmp_path / "cm.tif", data, resolution=(1e5, 1e5), resolutionunit="CENTIMETER"
