@@ -1,0 +1,635 @@
+"""Super-resolved images from localization tables: render, contrast, save, plot.
+
+Pixel convention of the rendered images: with ``origin_nm = (x0, y0)`` and
+render pixel size ``px``, image pixel ``(i, j)`` covers ``y`` in
+``[y0 + i * px, y0 + (i + 1) * px)`` and ``x`` in ``[x0 + j * px, x0 + (j + 1) * px)``
+nanometres, so row ``i`` runs along ``y_nm`` and column ``j`` along ``x_nm``,
+exactly like the camera pixels of :mod:`sklearn_smlm._localizations` (whose
+pixel ``(row, col)`` has its centre at ``x_nm = (col + 0.5) * px``).
+A rendered image with the camera pixel size and origin ``(0, 0)`` therefore
+lines up with the camera frames.
+"""
+
+import math
+import os
+import secrets
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage, signal, special
+
+from ._localizations import validate_localizations
+from ._validation import check_positive
+
+__all__ = ["render", "auto_contrast", "save_image", "plot_localizations"]
+
+_METHODS = ("histogram", "gaussian")
+#: Default Gaussian width when the table has no ``uncertainty_nm`` column.
+DEFAULT_SIGMA_NM = 20.0
+#: Refuse images above this many pixels (about 1 GiB as float32) with a clear
+#: message instead of a MemoryError deep inside numpy.
+_MAX_PIXELS = 2**28
+#: Neighbouring Gaussian widths are grouped when they differ by less than 10 %,
+#: so a width is rendered at most about 5 % off its own value.
+_WIDTH_RATIO = 1.1
+_MAX_WIDTH_BINS = 40
+#: Kernels longer than this are applied with FFTs, which do not slow down with
+#: the kernel size.
+_MAX_DIRECT_RADIUS = 32
+_PLOT_HINT = 'install it with `pip install "sklearn-smlm[plot]"`'
+
+
+def render(
+    table,
+    *,
+    pixel_size_nm=10.0,
+    method="histogram",
+    sigma_nm=None,
+    field_of_view_nm=None,
+    origin_nm=(0, 0),
+    weights=None,
+):
+    """Render a localization table as a super-resolved image.
+
+    Image pixel ``(i, j)`` covers ``y`` in ``[y0 + i * px, y0 + (i + 1) * px)``
+    and ``x`` in ``[x0 + j * px, x0 + (j + 1) * px)``, with ``(x0, y0) =
+    origin_nm`` and ``px = pixel_size_nm``; rows run along ``y_nm``. The image
+    has ``ceil(height_nm / px)`` rows and ``ceil(width_nm / px)`` columns.
+    Localizations that fall in no pixel of the image are dropped; ``z_nm`` is
+    ignored (the image is a 2-D projection).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Localization table with columns ``frame``, ``x_nm`` and ``y_nm`` (see
+        :func:`~sklearn_smlm.validate_localizations`), plus ``uncertainty_nm``
+        if the Gaussian widths should come from it.
+    pixel_size_nm : float, default=10.0
+        Side of a render pixel, in nanometres.
+    method : {"histogram", "gaussian"}, default="histogram"
+        ``"histogram"`` counts the localizations in each pixel.
+        ``"gaussian"`` draws each localization as a 2-D Gaussian of unit
+        integral (times its weight) and standard deviation ``sigma_nm``; each
+        pixel holds approximately the Gaussian's integral over the pixel, and
+        the part of a Gaussian that falls outside the image is lost. Widths
+        are grouped in bins at most 10 % wide, so each localization is drawn
+        within about 5 % of its own width; widths below 0.3 render pixel are
+        drawn as points shared between the four nearest pixels.
+    sigma_nm : float, array-like of shape (n_localizations,) or str, optional
+        Gaussian widths (``method="gaussian"`` only): one width for all, one
+        per row, or the name of a column of ``table``. Default: the column
+        ``uncertainty_nm`` when the table has it, else 20 nm.
+    field_of_view_nm : tuple of (float, float), optional
+        ``(width_nm, height_nm)`` of the image, counted from ``origin_nm``,
+        e.g. the camera frame size times the camera pixel size. Default: just
+        large enough to hold the largest ``x_nm`` and ``y_nm`` of the table.
+    origin_nm : tuple of (float, float), default=(0, 0)
+        ``(x_nm, y_nm)`` of the top-left corner of pixel ``(0, 0)``.
+    weights : array-like of shape (n_localizations,) or str, optional
+        Weight of each localization (one per row, or a column name such as
+        ``"photons"``); default 1, so the image counts localizations.
+
+    Returns
+    -------
+    image : ndarray of shape (rows, cols), dtype float32
+        The image sums to the number of localizations inside it (or to the sum
+        of their weights); for ``"gaussian"`` less the Gaussian tails that
+        cross the border.
+
+    Raises
+    ------
+    ValueError
+        For a bad table, an unknown method, non-positive sizes or widths, a
+        ``weights`` or ``sigma_nm`` of the wrong length, an empty table
+        without ``field_of_view_nm``, or an image of more than 2**28 pixels.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn_smlm.rendering import render
+    >>> table = pd.DataFrame(
+    ...     {"frame": [0, 0, 1], "x_nm": [15.0, 18.0, 31.0], "y_nm": [5.0, 9.0, 12.0]}
+    ... )
+    >>> render(table, pixel_size_nm=10.0, field_of_view_nm=(40.0, 20.0))
+    array([[0., 2., 0., 0.],
+           [0., 0., 0., 1.]], dtype=float32)
+    >>> image = render(table, method="gaussian", sigma_nm=20.0, pixel_size_nm=5.0,
+    ...                field_of_view_nm=(500.0, 500.0), origin_nm=(-250.0, -250.0))
+    >>> round(float(image.sum()), 4)
+    3.0
+    """
+    table = validate_localizations(table, copy=False)
+    pixel_size_nm = float(check_positive(pixel_size_nm, "pixel_size_nm"))
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+    if sigma_nm is not None and method != "gaussian":
+        raise ValueError(
+            f"sigma_nm is only used by method='gaussian', not method={method!r}."
+        )
+    origin = _pair(origin_nm, "origin_nm", positive=False)
+    n = len(table)
+    weight = None if weights is None else _per_row(weights, table, "weights")
+    # Positions in units of render pixels, measured from the image's corner.
+    u = (table["x_nm"].to_numpy() - origin[0]) / pixel_size_nm
+    v = (table["y_nm"].to_numpy() - origin[1]) / pixel_size_nm
+    shape = _image_shape(u, v, field_of_view_nm, pixel_size_nm)
+
+    col = np.floor(u)
+    row = np.floor(v)
+    inside = (col >= 0) & (col < shape[1]) & (row >= 0) & (row < shape[0])
+    if method == "histogram":
+        flat = row[inside].astype(np.intp) * shape[1] + col[inside].astype(np.intp)
+        image = np.bincount(
+            flat,
+            weights=None if weight is None else weight[inside],
+            minlength=shape[0] * shape[1],
+        )
+        return image.reshape(shape).astype(np.float32)
+
+    if sigma_nm is None:
+        sigma_nm = "uncertainty_nm" if "uncertainty_nm" in table else DEFAULT_SIGMA_NM
+    if isinstance(sigma_nm, str) or np.ndim(sigma_nm) > 0:
+        sigma = _per_row(sigma_nm, table, "sigma_nm")
+        bad = ~(sigma > 0)
+        if bad.any():
+            row_bad = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"Gaussian widths must be > 0 nm; {int(bad.sum())} of {n} are not "
+                f"(first at row {row_bad}: {sigma[row_bad]!r}). Drop those rows or "
+                "pass one width for all, e.g. sigma_nm=20.0."
+            )
+        sigma = sigma[inside]
+    else:
+        sigma = np.full(int(inside.sum()), check_positive(sigma_nm, "sigma_nm"))
+    return _render_gaussian(
+        u[inside] - 0.5,
+        v[inside] - 0.5,
+        None if weight is None else weight[inside],
+        sigma / pixel_size_nm,
+        shape,
+    )
+
+
+def _pair(value, name, *, positive):
+    try:
+        pair = tuple(float(x) for x in value)
+    except (TypeError, ValueError):
+        pair = ()
+    if len(pair) != 2 or not all(map(math.isfinite, pair)):
+        raise ValueError(f"{name} must be two finite numbers (x, y), got {value!r}.")
+    if positive and min(pair) <= 0:
+        raise ValueError(f"{name} must be two numbers > 0, got {value!r}.")
+    return pair
+
+
+def _per_row(values, table, name):
+    if isinstance(values, str):
+        if values not in table:
+            raise ValueError(
+                f"{name}={values!r} names no column of the table; it has "
+                f"{list(map(str, table.columns))}."
+            )
+        label = f"column {values!r}"
+        values = table[values]
+    else:
+        label = name
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric.") from exc
+    if array.shape != (len(table),):
+        raise ValueError(
+            f"{name} must hold one value per localization ({len(table)}), got "
+            f"shape {array.shape}."
+        )
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(
+            f"{label} has {int(bad.sum())} NaN or infinite value(s), first at row "
+            f"{int(np.flatnonzero(bad)[0])}."
+        )
+    return array
+
+
+def _image_shape(u, v, field_of_view_nm, pixel_size_nm):
+    if field_of_view_nm is not None:
+        width, height = _pair(field_of_view_nm, "field_of_view_nm", positive=True)
+        # The small slack keeps 1.1 / 0.1 = 11.000000000000002 at 11 pixels.
+        cols = math.ceil(width / pixel_size_nm - 1e-9)
+        rows = math.ceil(height / pixel_size_nm - 1e-9)
+    elif len(u) == 0:
+        raise ValueError(
+            "cannot size the image of an empty table; pass field_of_view_nm="
+            "(width_nm, height_nm), e.g. the camera frame size times its pixel size."
+        )
+    else:
+        cols = math.floor(u.max()) + 1
+        rows = math.floor(v.max()) + 1
+        if cols < 1 or rows < 1:
+            raise ValueError(
+                "every localization lies left of or above origin_nm, so the "
+                "image would be empty; lower origin_nm or pass field_of_view_nm."
+            )
+    if rows * cols > _MAX_PIXELS:
+        raise ValueError(
+            f"the image would have {rows} x {cols} pixels; increase pixel_size_nm "
+            f"(now {pixel_size_nm} nm) or reduce field_of_view_nm."
+        )
+    return rows, cols
+
+
+def _render_gaussian(u, v, weight, sigma_px, shape):
+    """Draw Gaussians at ``(u, v)`` (pixel-centre units) with widths in pixels.
+
+    Each point is first shared between its four nearest pixels (bilinear
+    weights: the centroid stays exact), then blurred with the discrete
+    Gaussian kernel ``exp(-t) I_n(t)``, whose variance is exactly ``t`` and
+    for which blurring by ``t1`` then ``t2`` equals blurring by ``t1 + t2``.
+    The widths are grouped in bins and the bins are blurred one after the
+    other from the widest (Horner's scheme), so that each blur is only by the
+    difference of variance to the next bin and short kernels suffice.
+    """
+    rows, cols = shape
+    if len(u) == 0:
+        return np.zeros(shape, np.float32)
+    # Sharing a point between two pixels adds a variance of f (1 - f), 1/6 on
+    # average, and the integral over a pixel a variance of 1/12: blur by the
+    # rest so that the image matches the pixel integrals of the Gaussian.
+    target = np.maximum(sigma_px**2 - 1.0 / 12.0, 0.0)
+    log_width = np.log(np.maximum(sigma_px, 0.25))
+    lo, hi = float(log_width.min()), float(log_width.max())
+    n_bins = min(_MAX_WIDTH_BINS, max(1, math.ceil((hi - lo) / math.log(_WIDTH_RATIO))))
+    step = (hi - lo) / n_bins if hi > lo else 1.0
+    key = np.minimum(((log_width - lo) / step).astype(np.intp), n_bins - 1)
+    counts = np.bincount(key, minlength=n_bins)
+    occupied = np.flatnonzero(counts)
+    variance = np.bincount(key, weights=target, minlength=n_bins)[occupied]
+    variance /= counts[occupied]
+
+    pad = math.ceil(4.5 * math.sqrt(variance.max())) + 2
+    padded = (rows + 2 * pad, cols + 2 * pad)
+    order = np.argsort(key, kind="stable")
+    u, v = u[order], v[order]
+    u0, v0 = np.floor(u), np.floor(v)
+    fu, fv = u - u0, v - v0
+    base = (v0.astype(np.intp) + pad) * padded[1] + (u0.astype(np.intp) + pad)
+    w = np.ones(len(u)) if weight is None else weight[order]
+    corners = [
+        (base, w * (1 - fu) * (1 - fv)),
+        (base + 1, w * fu * (1 - fv)),
+        (base + padded[1], w * (1 - fu) * fv),
+        (base + padded[1] + 1, w * fu * fv),
+    ]
+    bounds = np.concatenate([[0], np.cumsum(counts[occupied])])
+
+    def splat(b):
+        sl = slice(bounds[b], bounds[b + 1])
+        hist = np.zeros(padded[0] * padded[1])
+        for index, value in corners:
+            hist += np.bincount(index[sl], weights=value[sl], minlength=hist.size)
+        return hist.reshape(padded).astype(np.float32)
+
+    image = splat(len(occupied) - 1)
+    for b in range(len(occupied) - 2, -1, -1):
+        image = _blur(image, variance[b + 1] - variance[b])
+        image += splat(b)
+    image = _blur(image, variance[0])
+    return np.ascontiguousarray(image[pad : pad + rows, pad : pad + cols])
+
+
+def _blur(image, t):
+    if t <= 1e-12:
+        return image
+    radius = max(1, math.ceil(4.0 * math.sqrt(t)))
+    kernel = special.ive(np.arange(-radius, radius + 1), t)
+    kernel /= kernel.sum()
+    for axis in (0, 1):
+        if radius <= _MAX_DIRECT_RADIUS:
+            image = ndimage.correlate1d(image, kernel, axis=axis, mode="constant")
+        else:
+            shape = [1, 1]
+            shape[axis] = kernel.size
+            image = signal.oaconvolve(
+                image, kernel.reshape(shape).astype(np.float32), mode="same", axes=axis
+            ).astype(np.float32)
+    return image
+
+
+def auto_contrast(image, *, percentile=99.5, gamma=1.0):
+    """Scale an image to ``[0, 1]`` so that its structure shows.
+
+    The ``percentile`` of the positive pixels maps to 1 and anything brighter
+    saturates, like Picasso's auto contrast: a super-resolved image is mostly
+    empty, so a percentile over all pixels would be 0. Zero and negative
+    pixels (and NaN) map to 0. ``gamma < 1`` brightens faint structure.
+
+    Parameters
+    ----------
+    image : array-like
+        A rendered image (any shape).
+    percentile : float, default=99.5
+        Percentile, in ``(0, 100]``, of the positive pixels that maps to 1.
+    gamma : float, default=1.0
+        Exponent applied after scaling.
+
+    Returns
+    -------
+    scaled : ndarray of the shape of ``image``, dtype float32
+        Values in ``[0, 1]``; all zeros when no pixel is positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_smlm.rendering import auto_contrast
+    >>> auto_contrast(np.array([[0.0, 1.0], [2.0, 4.0]]), percentile=50)
+    array([[0. , 0.5],
+           [1. , 1. ]], dtype=float32)
+    """
+    image = np.asarray(image, dtype=np.float64)
+    percentile = float(check_positive(percentile, "percentile"))
+    if percentile > 100:
+        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}.")
+    gamma = float(check_positive(gamma, "gamma"))
+    positive = image[image > 0]
+    positive = positive[np.isfinite(positive)]
+    if positive.size == 0:
+        return np.zeros(image.shape, np.float32)
+    top = np.percentile(positive, percentile)
+    scaled = np.clip(np.nan_to_num(image / top, nan=0.0), 0.0, 1.0)
+    if gamma != 1.0:
+        scaled **= gamma
+    return scaled.astype(np.float32)
+
+
+def save_image(
+    image,
+    path,
+    *,
+    cmap="hot",
+    percentile=99.5,
+    scale_bar_nm=None,
+    pixel_size_nm=None,
+):
+    """Save a rendered image as a colour PNG or a float32 TIFF.
+
+    The format follows the extension of ``path``:
+
+    - ``.png``: 8-bit RGB after :func:`auto_contrast`, coloured with ``cmap``,
+      for viewing; with ``scale_bar_nm`` and ``pixel_size_nm`` a white scale
+      bar is drawn into the bottom-right corner. Needs matplotlib.
+    - ``.tif`` / ``.tiff``: the raw values as 32-bit float, with the pixel
+      size (when given) in the resolution tags and ImageJ metadata (unit µm),
+      so that Fiji shows the right scale. ``cmap``, ``percentile`` and
+      ``scale_bar_nm`` do not apply.
+
+    The file is written to a temporary file in the same folder, then moved
+    over ``path``, so a failed save never leaves a half-written image.
+
+    Parameters
+    ----------
+    image : array-like of shape (rows, cols)
+        The image, e.g. from :func:`render`.
+    path : str or path-like
+        Destination; the folder must exist.
+    cmap : str, default="hot"
+        Matplotlib colour map of the PNG, e.g. ``"hot"``, ``"magma"`` or
+        ``"gray"``.
+    percentile : float, default=99.5
+        Passed to :func:`auto_contrast` for the PNG.
+    scale_bar_nm : float, optional
+        Length of the PNG's scale bar, in nanometres; needs ``pixel_size_nm``.
+    pixel_size_nm : float, optional
+        Size of an image pixel, in nanometres.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    ValueError
+        For an unsupported extension, an image that is not 2-D or not finite,
+        an unknown colour map, or a scale bar without pixel size or wider
+        than the image; in each case before anything is written.
+    ImportError
+        For a PNG when matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np, tifffile
+    >>> from sklearn_smlm.rendering import save_image
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> path = save_image(np.eye(3), folder / "render.tif", pixel_size_nm=10.0)
+    >>> tifffile.imread(path).dtype
+    dtype('float32')
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".tif", ".tiff"):
+        raise ValueError(
+            f"cannot save {str(path)!r}: the extension must be .png (colour "
+            "image for viewing) or .tif/.tiff (32-bit float values)."
+        )
+    image = np.asarray(image)
+    if image.ndim != 2 or image.size == 0:
+        raise ValueError(
+            f"image must be a non-empty 2-D array, got shape {image.shape}."
+        )
+    if not (np.issubdtype(image.dtype, np.number) and np.isfinite(image).all()):
+        raise ValueError("image must hold finite real numbers.")
+    if pixel_size_nm is not None:
+        pixel_size_nm = float(check_positive(pixel_size_nm, "pixel_size_nm"))
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"the folder {str(path.parent)!r} does not exist.")
+
+    if suffix == ".png":
+        rgb, description = _colour_png(
+            image, cmap, percentile, scale_bar_nm, pixel_size_nm
+        )
+        from matplotlib.image import imsave
+
+        metadata = {"Software": "sklearn-smlm", "Description": description}
+        return _atomic_write(
+            path,
+            lambda f: imsave(f, rgb, format="png", metadata=metadata),
+        )
+
+    import tifffile
+
+    data = image.astype(np.float32)
+    options = {"imagej": True, "photometric": "minisblack"}
+    if pixel_size_nm is not None:
+        pixels_per_um = 1000.0 / pixel_size_nm
+        options["resolution"] = (pixels_per_um, pixels_per_um)
+        options["metadata"] = {"unit": "um"}
+    return _atomic_write(path, lambda f: tifffile.imwrite(f, data, **options))
+
+
+def _colour_png(image, cmap, percentile, scale_bar_nm, pixel_size_nm):
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(f"saving a PNG needs matplotlib; {_PLOT_HINT}.") from exc
+    try:
+        colour_map = matplotlib.colormaps[cmap]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(
+            f"cmap={cmap!r} is not a matplotlib colour map; try 'hot', 'magma' "
+            "or 'gray'."
+        ) from exc
+    rows, cols = image.shape
+    rgba = colour_map(auto_contrast(image, percentile=percentile), bytes=True)
+    rgba[..., 3] = 255
+    description = f"{rows} x {cols} pixels"
+    if pixel_size_nm is not None:
+        description += f", pixel size {pixel_size_nm:g} nm"
+    if scale_bar_nm is not None:
+        if pixel_size_nm is None:
+            raise ValueError("scale_bar_nm needs pixel_size_nm to know its length.")
+        scale_bar_nm = float(check_positive(scale_bar_nm, "scale_bar_nm"))
+        length = round(scale_bar_nm / pixel_size_nm)
+        margin = max(1, round(0.04 * min(rows, cols)))
+        thickness = max(1, round(0.015 * rows))
+        if length < 1 or length > cols - 2 * margin or thickness > rows - 2 * margin:
+            raise ValueError(
+                f"a scale bar of {scale_bar_nm:g} nm is {length} pixel(s) long at "
+                f"{pixel_size_nm:g} nm per pixel; it must be between 1 and "
+                f"{cols - 2 * margin} pixels to fit the image."
+            )
+        rgba[
+            rows - margin - thickness : rows - margin,
+            cols - margin - length : cols - margin,
+            :3,
+        ] = 255
+        description += f", scale bar {scale_bar_nm:g} nm"
+    return rgba, description
+
+
+def _atomic_write(path, write):
+    temporary = None
+    while temporary is None:
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            # os.open honours the umask, unlike mkstemp's private 0600 files.
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:  # pragma: no cover - 1 in 4 billion
+            continue
+        temporary = candidate
+    try:
+        os.close(fd)
+        write(temporary)
+        # The data must be on disk before the rename makes it visible.
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def plot_localizations(
+    table, *, frame=None, image=None, pixel_size_nm=100.0, ax=None, truth=None
+):
+    """Overlay localizations (and true positions) on a camera frame.
+
+    Markers are placed in camera-pixel units as :func:`matplotlib.pyplot.imshow`
+    draws the frame: camera pixel ``(row, col)`` has its centre at
+    ``x_nm = (col + 0.5) * pixel_size_nm``, which imshow puts at ``x = col``,
+    so a localization is drawn at ``x_nm / pixel_size_nm - 0.5``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Localization table (columns ``frame``, ``x_nm``, ``y_nm``).
+    frame : int, optional
+        Show only this frame's localizations (and truth, when it is a table).
+        Default: all rows.
+    image : array-like of shape (height, width) or (n_frames, height, width), optional
+        Camera frame to show underneath, in grey; from a stack, ``frame`` picks
+        the frame.
+    pixel_size_nm : float, default=100.0
+        Camera pixel size, in nanometres.
+    ax : matplotlib Axes, optional
+        Where to draw; default a new figure.
+    truth : pandas.DataFrame or array-like of shape (k, 2), optional
+        True positions ``(x_nm, y_nm)``, drawn as open circles.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np, pandas as pd
+    >>> from sklearn_smlm.rendering import plot_localizations
+    >>> table = pd.DataFrame({"frame": [0], "x_nm": [250.0], "y_nm": [150.0]})
+    >>> ax = plot_localizations(table, image=np.zeros((4, 4)), frame=0)
+    >>> ax.lines[0].get_xydata().tolist()
+    [[2.0, 1.0]]
+    """
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            f"plot_localizations needs matplotlib; {_PLOT_HINT}."
+        ) from exc
+    table = validate_localizations(table, copy=False)
+    pixel_size_nm = float(check_positive(pixel_size_nm, "pixel_size_nm"))
+    if frame is not None:
+        frame = int(check_positive(frame, "frame", integer=True, allow_zero=True))
+        table = table[table["frame"].to_numpy() == frame]
+    if ax is None:
+        _, ax = plt.subplots()
+
+    if image is not None:
+        image = np.asarray(image)
+        if image.ndim == 3:
+            if frame is None:
+                raise ValueError("image is a stack of frames; pass frame= to pick one.")
+            image = image[frame]
+        if image.ndim != 2:
+            raise ValueError(
+                "image must be one camera frame (height, width) or a stack "
+                f"(n_frames, height, width), got shape {image.shape}."
+            )
+        ax.imshow(image, cmap="gray")
+    if truth is not None:
+        if isinstance(truth, pd.DataFrame):
+            truth = validate_localizations(truth, name="truth", copy=False)
+            if frame is not None:
+                truth = truth[truth["frame"].to_numpy() == frame]
+            truth = truth[["x_nm", "y_nm"]].to_numpy()
+        truth = np.asarray(truth, dtype=np.float64).reshape(-1, 2)
+        ax.plot(
+            truth[:, 0] / pixel_size_nm - 0.5,
+            truth[:, 1] / pixel_size_nm - 0.5,
+            "o",
+            markerfacecolor="none",
+            markeredgecolor="lime",
+            markersize=10,
+            linestyle="none",
+            label="truth",
+        )
+    ax.plot(
+        table["x_nm"].to_numpy() / pixel_size_nm - 0.5,
+        table["y_nm"].to_numpy() / pixel_size_nm - 0.5,
+        "+",
+        color="red",
+        markersize=10,
+        linestyle="none",
+        label="localizations",
+    )
+    if image is None:
+        ax.set_aspect("equal")
+        if not ax.yaxis_inverted():
+            ax.invert_yaxis()
+    ax.set_xlabel("x (camera pixels)")
+    ax.set_ylabel("y (camera pixels)")
+    ax.legend(loc="upper right", fontsize="small")
+    return ax
