@@ -21,6 +21,13 @@ _LAZY = {
     "validate_localizations": "_localizations",
     "localizations_from_list": "_localizations",
     "localizations_to_list": "_localizations",
+    # files
+    "TiffStack": "io",
+    "read_stack": "io",
+    "write_stack": "io",
+    "read_localizations": "io",
+    "write_localizations": "io",
+    "SMLMFileError": "io",
     # simulation
     "PAFPSimulator": "simulation",
     # neural localizer and its steps
@@ -30,6 +37,7 @@ _LAZY = {
     "DistanceTransformLocalizer": "localizer",
     "DistanceTransformRegressor": "localizer",
     "load_model": "localizer",
+    "ModelFileError": "localizer",
     # classical localizer
     "GaussianFitLocalizer": "fitting",
     # scorers
@@ -37,6 +45,10 @@ _LAZY = {
     "RMSEScorer": "metrics",
     "jaccard_scorer": "metrics",
     "rmse_scorer": "metrics",
+    "localization_metrics": "metrics",
+    "match_localizations": "metrics",
+    # rendering
+    "render": "rendering",
 }
 
 _SUBMODULES = [

@@ -51,7 +51,9 @@ def check_frames(X, *, name="X", dtype=np.float32, allow_single=True):
             f"{name} is a boolean array; frames must hold camera counts (ADU) or "
             "photons."
         )
-    if not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
+    if not (
+        np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)
+    ):
         raise TypeError(f"{name} must hold real numbers, got dtype {raw.dtype}.")
     if raw.ndim == 2 and allow_single:
         raw = raw[np.newaxis]
