@@ -1,0 +1,169 @@
+"""Point-spread functions: pixel-integrated Gaussians rendered for many emitters."""
+
+import numpy as np
+from scipy.special import erf
+
+__all__ = ["fwhm_to_sigma", "sigma_at_z", "integrated_gaussian_1d", "render_spots"]
+
+_FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+
+
+def fwhm_to_sigma(fwhm):
+    """Return the standard deviation of a Gaussian of full width at half maximum ``fwhm``.
+
+    Examples
+    --------
+    >>> round(float(fwhm_to_sigma(258.21)), 2)
+    109.65
+    """
+    return np.asarray(fwhm, dtype=np.float64) / _FWHM_PER_SIGMA
+
+
+def sigma_at_z(sigma0_nm, z_nm, *, focal_depth_nm=400.0, astigmatism_nm=None):
+    """Return the lateral PSF widths ``(sigma_x, sigma_y)`` of emitters at depth ``z``.
+
+    Defocus widens the Gaussian as ``sigma(z) = sigma0 * sqrt(1 + (z / d)^2)``
+    with ``d = focal_depth_nm``. An astigmatic PSF (Huang et al., Science 2008)
+    focuses x and y at ``+c`` and ``-c`` (``c = astigmatism_nm``):
+    ``sigma_x = sigma0 * sqrt(1 + ((z - c) / d)^2)`` and
+    ``sigma_y = sigma0 * sqrt(1 + ((z + c) / d)^2)``.
+
+    Parameters
+    ----------
+    sigma0_nm : float or ndarray
+        In-focus width in nanometres.
+    z_nm : ndarray
+        Axial positions in nanometres (0 is the focal plane).
+    focal_depth_nm : float, default=400.0
+        Depth over which the width grows by a factor sqrt(2).
+    astigmatism_nm : float, optional
+        Focal offset ``c`` of the astigmatic PSF; None for a symmetric PSF.
+
+    Returns
+    -------
+    sigma_x, sigma_y : ndarray
+
+    Examples
+    --------
+    >>> sx, sy = sigma_at_z(100.0, [0.0, 400.0])
+    >>> sx.round(1).tolist()
+    [100.0, 141.4]
+    >>> sx, sy = sigma_at_z(100.0, [200.0], astigmatism_nm=200.0)
+    >>> float(sx[0]), round(float(sy[0]), 1)
+    (100.0, 141.4)
+    """
+    z = np.asarray(z_nm, dtype=np.float64)
+    c = 0.0 if astigmatism_nm is None else float(astigmatism_nm)
+    sx = sigma0_nm * np.sqrt(1.0 + ((z - c) / focal_depth_nm) ** 2)
+    sy = sigma0_nm * np.sqrt(1.0 + ((z + c) / focal_depth_nm) ** 2)
+    return sx, sy
+
+
+def integrated_gaussian_1d(edges, centre, sigma):
+    """Return the mass of a unit 1-D Gaussian falling between consecutive ``edges``.
+
+    Parameters
+    ----------
+    edges : ndarray of shape (..., w + 1)
+        Pixel edges, in the same units as ``centre`` and ``sigma``.
+    centre, sigma : ndarray broadcastable to ``edges[..., :1]``
+
+    Returns
+    -------
+    mass : ndarray of shape (..., w)
+        ``Phi((e[i + 1] - c) / s) - Phi((e[i] - c) / s)``, computed with the
+        error function (exact integral over each pixel, not a point sample).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = integrated_gaussian_1d(np.arange(-10.0, 11.0), 0.3, 1.2)
+    >>> round(float(m.sum()), 12)
+    1.0
+    """
+    cdf = 0.5 * erf((edges - centre) / (np.sqrt(2.0) * sigma))
+    return np.diff(cdf, axis=-1)
+
+
+def render_spots(
+    n_frames, shape, frame_index, col, row, sigma_col, sigma_row, photons, half_width
+):
+    """Add pixel-integrated Gaussian spots of many emitters into a stack of frames.
+
+    All emitters are handled at once: separable erf integrals over a
+    ``(2 * half_width + 1)`` square window, an outer product per emitter, and
+    one :func:`numpy.bincount` scatter-add into a padded canvas (so spots near
+    or beyond the border need no masking), which is then cropped.
+
+    Parameters
+    ----------
+    n_frames : int
+        Number of frames of the output.
+    shape : tuple of int
+        ``(height, width)`` of a frame in pixels.
+    frame_index : ndarray of int, shape (k,)
+        Frame of each emitter.
+    col, row : ndarray of shape (k,)
+        Continuous pixel coordinates: pixel ``(r, c)`` covers ``[c, c + 1)``
+        horizontally, so ``col = x_nm / pixel_size_nm``.
+    sigma_col, sigma_row : ndarray of shape (k,)
+        PSF widths in pixels.
+    photons : ndarray of shape (k,)
+        Total photons of each emitter.
+    half_width : int
+        Half size of the rendering window in pixels; mass beyond it is dropped
+        (choose ``>= 4 * sigma`` so that it is below 1e-4 of the photons).
+
+    Returns
+    -------
+    image : ndarray of shape (n_frames, height, width), float64
+        Expected photons per pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = render_spots(1, (9, 9), np.array([0]), np.array([4.5]),
+    ...                    np.array([4.5]), np.array([1.0]), np.array([1.0]),
+    ...                    np.array([1000.0]), 4)
+    >>> round(float(img.sum()), 1), int(img[0].argmax())
+    (999.9, 40)
+    """
+    height, width = shape
+    frame_index = np.asarray(frame_index, dtype=np.int64)
+    col = np.asarray(col, dtype=np.float64)
+    row = np.asarray(row, dtype=np.float64)
+    w = 2 * half_width + 1
+    # Emitters whose window would not touch the padded canvas contribute nothing.
+    keep = (
+        (col > -half_width - 1)
+        & (col < width + half_width + 1)
+        & (row > -half_width - 1)
+        & (row < height + half_width + 1)
+    )
+    if not keep.all():
+        frame_index, col, row = frame_index[keep], col[keep], row[keep]
+        sigma_col = np.asarray(sigma_col)[keep] if np.ndim(sigma_col) else sigma_col
+        sigma_row = np.asarray(sigma_row)[keep] if np.ndim(sigma_row) else sigma_row
+        photons = np.asarray(photons)[keep] if np.ndim(photons) else photons
+    pad = 2 * half_width + 2
+    hp, wp = height + 2 * pad, width + 2 * pad
+    canvas_size = n_frames * hp * wp
+    if len(col) == 0:
+        return np.zeros((n_frames, height, width))
+    c0 = np.floor(col).astype(np.int64) - half_width
+    r0 = np.floor(row).astype(np.int64) - half_width
+    offsets = np.arange(w + 1, dtype=np.float64)
+    sigma_col = np.broadcast_to(np.asarray(sigma_col, dtype=np.float64), col.shape)
+    sigma_row = np.broadcast_to(np.asarray(sigma_row, dtype=np.float64), col.shape)
+    ex = integrated_gaussian_1d(
+        (c0 - col)[:, None] + offsets, 0.0, sigma_col[:, None]
+    )  # (k, w)
+    ey = integrated_gaussian_1d((r0 - row)[:, None] + offsets, 0.0, sigma_row[:, None])
+    ey *= np.broadcast_to(np.asarray(photons, dtype=np.float64), col.shape)[:, None]
+    weights = ey[:, :, None] * ex[:, None, :]  # (k, w, w)
+    base = frame_index * (hp * wp) + (r0 + pad) * wp + (c0 + pad)
+    window = (np.arange(w)[:, None] * wp + np.arange(w)[None, :]).ravel()
+    index = (base[:, None] + window[None, :]).ravel()
+    canvas = np.bincount(index, weights=weights.ravel(), minlength=canvas_size)
+    canvas = canvas.reshape(n_frames, hp, wp)
+    return canvas[:, pad : pad + height, pad : pad + width]
