@@ -1,0 +1,436 @@
+"""From predicted maps to localizations: local maxima and sub-pixel refinement."""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+from scipy.ndimage import maximum_filter1d
+from sklearn.base import BaseEstimator
+
+from ._localizations import empty_localizations
+from ._validation import check_positive
+
+__all__ = ["find_peaks", "maps_to_localizations", "PeakExtractor"]
+
+_REFINE_METHODS = ("auto", "cone", "quadratic", None)
+
+# 3x3 neighbourhood offsets in raster order (row-major), as (row, col).
+_DY, _DX = (a.ravel().astype(np.float64) for a in np.mgrid[-1:2, -1:2])
+
+# Least-squares 2-D quadratic a + b x + c y + d x^2 + e x y + f y^2 on the 3x3
+# neighbourhood: a fixed linear map from the 9 values to the 6 coefficients.
+_QUAD_PINV = np.linalg.pinv(
+    np.column_stack([np.ones(9), _DX, _DY, _DX**2, _DX * _DY, _DY**2])
+)
+
+# Cone model (see _refine_cone): basis B = [r^2, x, y, 1], its pseudo-inverse and
+# the projector onto the complement of its span.
+_CONE_BASIS = np.column_stack([_DX**2 + _DY**2, _DX, _DY, np.ones(9)])
+_CONE_PINV = np.linalg.pinv(_CONE_BASIS)
+_CONE_PERP = np.eye(9) - _CONE_BASIS @ _CONE_PINV
+
+
+def find_peaks(maps, threshold, *, min_distance=1, exclude_border=False, refine="auto"):
+    """Find the local maxima of a stack of maps, with sub-pixel positions.
+
+    A pixel is a peak when its value is greater than ``threshold`` and equal to
+    the maximum of its ``(2 * min_distance + 1)`` square neighbourhood. Flat tops
+    (plateaus, as made by low-precision maps such as bfloat16 network outputs)
+    give one peak only: among equal neighbours the first in raster order
+    (row-major) is kept, i.e. a peak must also be strictly greater than the
+    neighbours that precede it. Each peak is then refined on its 3x3
+    neighbourhood (see ``refine``); the offset is clipped to +-0.5 pixel.
+
+    Parameters
+    ----------
+    maps : array-like of shape (n_maps, height, width), (n_maps, 1, height, width) \
+            or (height, width)
+        The maps, e.g. predicted distance-transform maps. A torch tensor is
+        accepted too (it is copied to the CPU as float32).
+    threshold : float
+        Peaks must be strictly greater than this value.
+    min_distance : int, default=1
+        Half-size of the neighbourhood in which a peak is the maximum; two peaks
+        are at least ``min_distance + 1`` pixels apart along a row or column.
+    exclude_border : bool or int, default=False
+        Drop peaks closer than this many pixels to the edge of the map (``True``
+        means ``min_distance``).
+    refine : {"auto", "cone", "quadratic"} or None, default="auto"
+        Sub-pixel refinement, done on ``log1p(max(value, 0))``:
+
+        - ``"cone"``: fit ``(A - u)^2 = k^2 ((x - x0)^2 + (y - y0)^2)``, a cone of
+          any height and slope. It is exact for distance-transform maps
+          (whose ``log1p`` is a cone) and for isotropic Gaussian peaks.
+        - ``"quadratic"``: least-squares 2-D quadratic (6 coefficients); exact
+          for Gaussian peaks (whose logarithm is a quadratic), biased by up to
+          about 0.06 pixel on cone-shaped peaks.
+        - ``"auto"``: the cone fit where it gives a plausible cone (positive
+          slope, apex within 0.75 pixel of the centre, no degeneracy), the
+          quadratic otherwise; noisy peaks usually fall back to the quadratic,
+          which is more robust.
+        - ``None``: no refinement, integer pixel positions.
+
+    Returns
+    -------
+    frame : ndarray of shape (n_peaks,), dtype int64
+        Index of the map of each peak.
+    row, col : ndarray of shape (n_peaks,), dtype float64
+        Sub-pixel position in map pixels (pixel centres at whole numbers).
+    value : ndarray of shape (n_peaks,), dtype float64
+        Height of the refined peak (the map value for ``refine=None``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_smlm.peaks import find_peaks
+    >>> m = np.zeros((1, 7, 7))
+    >>> m[0, 2:5, 2:5] = [[1, 2, 1], [2, 8, 4], [1, 2, 1]]
+    >>> frame, row, col, value = find_peaks(m, 3.0, refine=None)
+    >>> frame, row, col
+    (array([0]), array([3.]), array([3.]))
+    >>> [len(a) for a in find_peaks(m, 10.0)]
+    [0, 0, 0, 0]
+    """
+    maps = _as_map_stack(maps)
+    threshold = _check_threshold(threshold)
+    check_positive(min_distance, "min_distance", integer=True)
+    if refine not in _REFINE_METHODS:
+        raise ValueError(f"refine must be one of {_REFINE_METHODS}, got {refine!r}.")
+    if isinstance(exclude_border, bool):
+        border = min_distance if exclude_border else 0
+    elif isinstance(exclude_border, numbers.Integral) and exclude_border >= 0:
+        border = int(exclude_border)
+    else:
+        raise ValueError(
+            f"exclude_border must be a bool or an integer >= 0, got {exclude_border!r}."
+        )
+
+    size = 2 * min_distance + 1
+    # Separable max filter over the whole stack: far cheaper than a 2-D one
+    # (method.md section 10). "nearest" never brings in a larger value.
+    local_max = maximum_filter1d(maps, size, axis=2, mode="nearest")
+    local_max = maximum_filter1d(local_max, size, axis=1, mode="nearest")
+    is_peak = maps > threshold
+    is_peak &= maps == local_max
+    frame, row, col = np.nonzero(is_peak)
+    _, height, width = maps.shape
+
+    if len(frame):
+        keep = _first_of_plateau(maps, frame, row, col, min_distance)
+        if border:
+            keep &= (row >= border) & (row < height - border)
+            keep &= (col >= border) & (col < width - border)
+        frame, row, col = frame[keep], row[keep], col[keep]
+
+    frame = frame.astype(np.int64)
+    if refine is None or not len(frame):
+        value = maps[frame, row, col].astype(np.float64)
+        return frame, row.astype(np.float64), col.astype(np.float64), value
+
+    # 3x3 patches, edge pixels repeated at the border of the map.
+    rows = np.clip(row[:, None] + _DY.astype(np.intp), 0, height - 1)
+    cols = np.clip(col[:, None] + _DX.astype(np.intp), 0, width - 1)
+    patches = np.log1p(np.maximum(maps[frame[:, None], rows, cols], 0.0))
+    patches = patches.astype(np.float64)
+    if refine == "quadratic":
+        dy, dx, height_log = _refine_quadratic(patches)
+    else:
+        dy, dx, height_log, ok = _refine_cone(patches)
+        if refine == "auto" and not ok.all():
+            qy, qx, qh = _refine_quadratic(patches[~ok])
+            dy[~ok], dx[~ok], height_log[~ok] = qy, qx, qh
+    value = np.expm1(height_log)
+    return frame, row + dy, col + dx, value
+
+
+def _refine_quadratic(patches):
+    """Apex of the least-squares 2-D quadratic of each (n, 9) patch."""
+    c = patches @ _QUAD_PINV.T
+    b, cy = c[:, 1], c[:, 2]
+    hxx, hxy, hyy = 2 * c[:, 3], c[:, 4], 2 * c[:, 5]
+    det = hxx * hyy - hxy**2
+    # A maximum needs a negative definite Hessian; otherwise stay on the pixel.
+    good = (det > 0) & (hxx < 0)
+    safe = np.where(good, det, 1.0)
+    dx = np.where(good, (-hyy * b + hxy * cy) / safe, 0.0)
+    dy = np.where(good, (hxy * b - hxx * cy) / safe, 0.0)
+    dx, dy = np.clip(dx, -0.5, 0.5), np.clip(dy, -0.5, 0.5)
+    top = c[:, 0] + b * dx + cy * dy + c[:, 3] * dx**2 + c[:, 4] * dx * dy
+    top += c[:, 5] * dy**2
+    return dy, dx, np.maximum(top, patches[:, 4])
+
+
+def _refine_cone(patches):
+    """Apex of a cone fitted to each (n, 9) patch; also says where it is sound.
+
+    The cone ``u = A - k * d`` squares to ``u^2 = 2 A u + k^2 r^2 - 2 k^2 x0 x -
+    2 k^2 y0 y + c``, linear in ``(A, k^2, k^2 x0, k^2 y0, c)``: ``A`` comes
+    from the part of ``u`` outside the span of ``[r^2, x, y, 1]``, the rest by
+    least squares. When ``u`` is itself an isotropic quadratic (a Gaussian in
+    log), that part vanishes, ``A`` is arbitrary, and the apex ratio is still
+    exact.
+    """
+    u = patches
+    u2 = u**2
+    pu = u @ _CONE_PERP.T
+    norm = np.einsum("ij,ij->i", pu, pu)
+    scale = np.einsum("ij,ij->i", u - u.mean(1, keepdims=True), u)
+    degenerate = norm <= 1e-10 * np.maximum(scale, 1e-300)
+    a_apex = np.einsum("ij,ij->i", pu, u2) / (2 * np.where(degenerate, 1.0, norm))
+    a_apex = np.where(degenerate, u.max(1), a_apex)
+    q = (u2 - 2 * a_apex[:, None] * u) @ _CONE_PINV.T
+    k2 = q[:, 0]
+    safe = np.where(k2 > 0, k2, 1.0)
+    dx, dy = -q[:, 1] / (2 * safe), -q[:, 2] / (2 * safe)
+    rise = a_apex - u[:, 4]
+    ok = (
+        (k2 > 0)
+        & (np.abs(dx) <= 0.75)
+        & (np.abs(dy) <= 0.75)
+        & ~degenerate
+        & (rise >= 0)
+        & (rise <= 0.75 * np.sqrt(safe))
+    )
+    # A Gaussian (degenerate) patch has the right apex but no cone height.
+    ok_apex = (k2 > 0) & (np.abs(dx) <= 0.75) & (np.abs(dy) <= 0.75)
+    dx = np.where(ok_apex, np.clip(dx, -0.5, 0.5), 0.0)
+    dy = np.where(ok_apex, np.clip(dy, -0.5, 0.5), 0.0)
+    height_log = np.where(ok, np.maximum(a_apex, u[:, 4]), u[:, 4])
+    return dy, dx, height_log, ok
+
+
+def _first_of_plateau(maps, frame, row, col, min_distance):
+    """Keep a candidate unless an equal neighbour precedes it in raster order."""
+    _, height, width = maps.shape
+    value = maps[frame, row, col]
+    keep = np.ones(len(frame), dtype=bool)
+    offsets = [
+        (dr, dc)
+        for dr in range(-min_distance, 0)
+        for dc in range(-min_distance, min_distance + 1)
+    ]
+    offsets += [(0, dc) for dc in range(-min_distance, 0)]
+    for dr, dc in offsets:
+        r, c = row + dr, col + dc
+        inside = (r >= 0) & (c >= 0) & (c < width)
+        r, c = np.clip(r, 0, height - 1), np.clip(c, 0, width - 1)
+        # The candidate is the maximum of its window, so "not greater" is "equal".
+        keep &= ~(inside & (maps[frame, r, c] == value))
+    return keep
+
+
+def maps_to_localizations(
+    maps,
+    threshold,
+    *,
+    upscaling=7,
+    pixel_size_nm=100.0,
+    frame_offset=0,
+    min_distance=1,
+    refine="auto",
+):
+    """Turn predicted maps into a localization table.
+
+    Map pixel ``(row, col)`` at upscaling ``r`` lies at camera column
+    ``(col + 0.5) / r - 0.5`` (method.md section 4), so at
+    ``x_nm = (col + 0.5) * pixel_size_nm / r``, and likewise ``y_nm`` with the
+    row.
+
+    Parameters
+    ----------
+    maps : array-like of shape (n_frames, height * r, width * r)
+        One map per camera frame (``(n_frames, 1, ...)`` and torch tensors are
+        accepted, see :func:`find_peaks`).
+    threshold : float
+        Detection threshold on the map values.
+    upscaling : int, default=7
+        Map pixels per camera pixel along each axis.
+    pixel_size_nm : float, default=100.0
+        Camera pixel size in nanometres.
+    frame_offset : int, default=0
+        Added to the frame numbers, for maps that are a chunk of a longer movie.
+    min_distance : int, default=1
+        See :func:`find_peaks`.
+    refine : {"auto", "cone", "quadratic"} or None, default="auto"
+        See :func:`find_peaks`.
+
+    Returns
+    -------
+    localizations : pandas.DataFrame
+        Columns ``frame`` (int64), ``x_nm``, ``y_nm`` and ``score`` (the refined
+        peak height), sorted by frame then raster order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_smlm.peaks import maps_to_localizations
+    >>> m = np.zeros((1, 14, 14))
+    >>> m[0, 3, 10] = 5.0
+    >>> maps_to_localizations(m, 1.0, upscaling=7, refine=None)
+       frame   x_nm  y_nm  score
+    0      0  150.0  50.0    5.0
+    """
+    check_positive(upscaling, "upscaling", integer=True)
+    check_positive(pixel_size_nm, "pixel_size_nm")
+    if isinstance(frame_offset, bool) or not isinstance(frame_offset, numbers.Integral):
+        raise TypeError(f"frame_offset must be an integer, got {frame_offset!r}.")
+    frame, row, col, value = find_peaks(
+        maps, threshold, min_distance=min_distance, refine=refine
+    )
+    if not len(frame):
+        return empty_localizations(["frame", "x_nm", "y_nm", "score"])
+    nm_per_map_pixel = pixel_size_nm / upscaling
+    return pd.DataFrame(
+        {
+            "frame": frame + np.int64(frame_offset),
+            "x_nm": (col + 0.5) * nm_per_map_pixel,
+            "y_nm": (row + 0.5) * nm_per_map_pixel,
+            "score": value,
+        }
+    )
+
+
+def _as_map_stack(maps, name="maps"):
+    """Return maps as a float (n, height, width) numpy array."""
+    if hasattr(maps, "detach") and hasattr(maps, "cpu"):  # a torch tensor
+        maps = maps.detach().float().cpu().numpy()
+    try:
+        arr = np.asarray(maps)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} could not be turned into an array: {exc}") from exc
+    if not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
+    if arr.ndim == 4 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    elif arr.ndim == 2:
+        arr = arr[np.newaxis]
+    if arr.ndim != 3:
+        raise ValueError(
+            f"{name} must have shape (n_maps, height, width), (n_maps, 1, height, "
+            f"width) or (height, width), got shape {arr.shape}."
+        )
+    if 0 in arr.shape[1:]:
+        raise ValueError(f"{name} has empty maps of shape {arr.shape[1:]}.")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float32)
+    if np.isnan(arr).any():
+        raise ValueError(f"{name} holds NaN values.")
+    return arr
+
+
+def _check_threshold(threshold):
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise TypeError(f"threshold must be a number, got {threshold!r}.")
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold!r}.")
+    return float(threshold)
+
+
+class PeakExtractor(BaseEstimator):
+    """Pipeline step that turns predicted maps into localizations.
+
+    Stateless: ``fit`` only checks the parameters. It is the last step of a
+    pipeline ``[FrameNormalizer, network, PeakExtractor]``.
+
+    Parameters
+    ----------
+    threshold : float, default=300.0
+        Detection threshold on the map (the paper's value for ``alpha = 7``,
+        ``d_max = 35``, whose peaks are about 1096 high).
+    upscaling : int, default=7
+        Map pixels per camera pixel.
+    pixel_size_nm : float, default=100.0
+        Camera pixel size in nanometres.
+    min_distance : int, default=1
+        Half-size of the local-maximum neighbourhood, in map pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_smlm.encoding import distance_transform_maps
+    >>> from sklearn_smlm.peaks import PeakExtractor
+    >>> maps = distance_transform_maps([np.array([[150.0, 250.0]])], (4, 4))
+    >>> PeakExtractor().fit(maps).predict(maps).round(3)
+       frame   x_nm   y_nm   score
+    0      0  150.0  250.0  1095.633
+    """
+
+    def __init__(
+        self, threshold=300.0, upscaling=7, pixel_size_nm=100.0, min_distance=1
+    ):
+        self.threshold = threshold
+        self.upscaling = upscaling
+        self.pixel_size_nm = pixel_size_nm
+        self.min_distance = min_distance
+
+    def _check_params(self):
+        _check_threshold(self.threshold)
+        check_positive(self.upscaling, "upscaling", integer=True)
+        check_positive(self.pixel_size_nm, "pixel_size_nm")
+        check_positive(self.min_distance, "min_distance", integer=True)
+
+    def fit(self, maps, y=None):
+        """Check the parameters (nothing is learnt).
+
+        Parameters
+        ----------
+        maps : array-like of shape (n_frames, height, width)
+            Ignored apart from a shape check.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : PeakExtractor
+        """
+        self._check_params()
+        _as_map_stack(maps)
+        return self
+
+    def predict(self, maps):
+        """Localize the peaks of the maps.
+
+        Parameters
+        ----------
+        maps : array-like of shape (n_frames, height, width)
+            Predicted maps, one per frame.
+
+        Returns
+        -------
+        localizations : pandas.DataFrame
+            Columns ``frame``, ``x_nm``, ``y_nm``, ``score``.
+        """
+        self._check_params()
+        return maps_to_localizations(
+            maps,
+            self.threshold,
+            upscaling=self.upscaling,
+            pixel_size_nm=self.pixel_size_nm,
+            min_distance=self.min_distance,
+        )
+
+    def score(self, maps, y):
+        """Jaccard index at 250 nm of the predictions against ``y``.
+
+        Parameters
+        ----------
+        maps : array-like of shape (n_frames, height, width)
+            Predicted maps.
+        y : list of (k, 2) arrays or pandas.DataFrame
+            True positions per frame.
+
+        Returns
+        -------
+        score : float
+        """
+        from .metrics import jaccard_index
+
+        return jaccard_index(y, self.predict(maps), tolerance_nm=250.0)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.target_tags.required = False
+        return tags
