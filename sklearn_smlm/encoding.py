@@ -280,8 +280,10 @@ class DistanceTransform(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        positions : ignored
-        y : ignored
+        positions : sequence of (k_i, 2) arrays or pandas.DataFrame, optional
+            Checked when given, otherwise ignored.
+        y : None
+            Ignored.
 
         Returns
         -------
@@ -296,6 +298,8 @@ class DistanceTransform(TransformerMixin, BaseEstimator):
         check_positive(self.upscaling, "upscaling", integer=True)
         check_positive(self.alpha, "alpha")
         check_positive(self.d_max, "d_max")
+        if positions is not None:
+            check_positions(positions, name="positions")
         return self
 
     def transform(self, positions):

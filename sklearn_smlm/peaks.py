@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 import pandas as pd
 from scipy.ndimage import maximum_filter1d
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator
 
 from ._localizations import empty_localizations
@@ -294,14 +295,20 @@ def _as_map_stack(maps, name="maps"):
     """Return maps as a float (n, height, width) numpy array."""
     if hasattr(maps, "detach") and hasattr(maps, "cpu"):  # a torch tensor
         maps = maps.detach().float().cpu().numpy()
+    if issparse(maps):
+        raise TypeError(f"{name} must be a dense array; sparse input is not supported.")
     try:
         arr = np.asarray(maps)
+        if arr.dtype == object:
+            arr = arr.astype(np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} could not be turned into an array: {exc}") from exc
+        raise ValueError(
+            f"{name} could not be turned into a numeric array: {exc}"
+        ) from exc
     if not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
     if arr.ndim == 4 and arr.shape[1] == 1:
         arr = arr[:, 0]
     elif arr.ndim == 2:
@@ -315,8 +322,8 @@ def _as_map_stack(maps, name="maps"):
         raise ValueError(f"{name} has empty maps of shape {arr.shape[1:]}.")
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float32)
-    if np.isnan(arr).any():
-        raise ValueError(f"{name} holds NaN values.")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} holds NaN or infinite values.")
     return arr
 
 
