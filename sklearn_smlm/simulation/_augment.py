@@ -135,7 +135,9 @@ def augment_dihedral(X, y, *, pixel_size_nm, k=None, random_state=None):
             raise ValueError(f"k must be None, 'all' or an integer 0..7, got {k!r}.")
         if not square:
             raise ValueError("k='all' needs square frames (quarter turns swap H, W).")
-        parts = [augment_dihedral(X, y, pixel_size_nm=pixel_size_nm, k=j) for j in range(8)]
+        parts = [
+            augment_dihedral(X, y, pixel_size_nm=pixel_size_nm, k=j) for j in range(8)
+        ]
         X_out = np.concatenate([p[0] for p in parts])
         if is_table:
             tables = []
@@ -147,9 +149,11 @@ def augment_dihedral(X, y, *, pixel_size_nm, k=None, random_state=None):
         return X_out, [a for p in parts for a in p[1]]
 
     if k is None:
-        rng = np.random.default_rng(random_state) if not isinstance(
-            random_state, np.random.RandomState
-        ) else np.random.default_rng(random_state.randint(2**31))
+        rng = (
+            np.random.default_rng(random_state)
+            if not isinstance(random_state, np.random.RandomState)
+            else np.random.default_rng(random_state.randint(2**31))
+        )
         choices = np.arange(8) if square else np.array(SHAPE_PRESERVING)
         ks = choices[rng.integers(0, len(choices), n)]
     else:
@@ -173,6 +177,7 @@ def augment_dihedral(X, y, *, pixel_size_nm, k=None, random_state=None):
         out["x_nm"], out["y_nm"] = xy[:, 0], xy[:, 1]
         return X_out, out
     y_out = [
-        dihedral_positions(p, int(j), (h, w), pixel_size_nm) for p, j in zip(positions, ks)
+        dihedral_positions(p, int(j), (h, w), pixel_size_nm)
+        for p, j in zip(positions, ks)
     ]
     return X_out, y_out

@@ -140,7 +140,9 @@ def make_filaments(
     sx = rng.uniform(x0, x1, n_filaments)
     sy = rng.uniform(y0, y1, n_filaments)
     angle0 = rng.uniform(0.0, 2.0 * np.pi, n_filaments)
-    turn = rng.normal(0.0, np.sqrt(step_nm / persistence_nm), (n_filaments, 2 * n_steps))
+    turn = rng.normal(
+        0.0, np.sqrt(step_nm / persistence_nm), (n_filaments, 2 * n_steps)
+    )
     # forward half grows from the start point, the backward half from the
     # start point in the opposite direction; together one smooth curve
     fwd = angle0[:, None] + np.cumsum(turn[:, :n_steps], axis=1)
@@ -148,8 +150,12 @@ def make_filaments(
     starts, steps = [], []
     for angles in (fwd, bwd):
         dx, dy = step_nm * np.cos(angles), step_nm * np.sin(angles)
-        px = sx[:, None] + np.concatenate([np.zeros((n_filaments, 1)), np.cumsum(dx, 1)[:, :-1]], 1)
-        py = sy[:, None] + np.concatenate([np.zeros((n_filaments, 1)), np.cumsum(dy, 1)[:, :-1]], 1)
+        px = sx[:, None] + np.concatenate(
+            [np.zeros((n_filaments, 1)), np.cumsum(dx, 1)[:, :-1]], 1
+        )
+        py = sy[:, None] + np.concatenate(
+            [np.zeros((n_filaments, 1)), np.cumsum(dy, 1)[:, :-1]], 1
+        )
         starts.append((px, py))
         steps.append((dx, dy))
     px = np.concatenate([starts[0][0], starts[1][0]], axis=1)
@@ -157,29 +163,46 @@ def make_filaments(
     dx = np.concatenate([steps[0][0], steps[1][0]], axis=1)
     dy = np.concatenate([steps[0][1], steps[1][1]], axis=1)
     if z_range_nm is not None:
-        arc = np.concatenate(
-            [np.arange(n_steps), -np.arange(n_steps)], dtype=np.float64
-        )[None, :] * step_nm
+        arc = (
+            np.concatenate([np.arange(n_steps), -np.arange(n_steps)], dtype=np.float64)[
+                None, :
+            ]
+            * step_nm
+        )
         period = rng.uniform(3000.0, 10000.0, (n_filaments, 1))
         phase = rng.uniform(0.0, 2.0 * np.pi, (n_filaments, 1))
-        mid, amp = 0.5 * (z_range_nm[0] + z_range_nm[1]), 0.5 * (
-            z_range_nm[1] - z_range_nm[0]
+        mid, amp = (
+            0.5 * (z_range_nm[0] + z_range_nm[1]),
+            0.5 * (z_range_nm[1] - z_range_nm[0]),
         )
         pz = mid + amp * np.sin(2.0 * np.pi * arc / period + phase)
         dz = np.zeros_like(pz)
-        dz[:, :n_steps] = 2.0 * np.pi * amp / period * np.cos(
-            2.0 * np.pi * arc[:, :n_steps] / period + phase
-        ) * step_nm
-        dz[:, n_steps:] = -2.0 * np.pi * amp / period * np.cos(
-            2.0 * np.pi * arc[:, n_steps:] / period + phase
-        ) * step_nm
+        dz[:, :n_steps] = (
+            2.0
+            * np.pi
+            * amp
+            / period
+            * np.cos(2.0 * np.pi * arc[:, :n_steps] / period + phase)
+            * step_nm
+        )
+        dz[:, n_steps:] = (
+            -2.0
+            * np.pi
+            * amp
+            / period
+            * np.cos(2.0 * np.pi * arc[:, n_steps:] / period + phase)
+            * step_nm
+        )
     else:
         pz = np.zeros_like(px)
         dz = np.zeros_like(px)
     start = np.stack([px.ravel(), py.ravel(), pz.ravel()], axis=1)
     step = np.stack([dx.ravel(), dy.ravel(), dz.ravel()], axis=1)
     inside = (
-        (start[:, 0] >= x0) & (start[:, 0] < x1) & (start[:, 1] >= y0) & (start[:, 1] < y1)
+        (start[:, 0] >= x0)
+        & (start[:, 0] < x1)
+        & (start[:, 1] >= y0)
+        & (start[:, 1] < y1)
     )
     start, step = start[inside], step[inside]
     length = np.hypot(step[:, 0], step[:, 1])

@@ -1,7 +1,7 @@
 """Point-spread functions: pixel-integrated Gaussians rendered for many emitters."""
 
 import numpy as np
-from scipy.special import erf
+from scipy.special import erf, ndtr
 
 __all__ = ["fwhm_to_sigma", "sigma_at_z", "integrated_gaussian_1d", "render_spots"]
 
@@ -86,14 +86,33 @@ def integrated_gaussian_1d(edges, centre, sigma):
 
 
 def render_spots(
-    n_frames, shape, frame_index, col, row, sigma_col, sigma_row, photons, half_width
+    n_frames,
+    shape,
+    frame_index,
+    col,
+    row,
+    sigma_col,
+    sigma_row,
+    photons,
+    half_width,
+    *,
+    method="auto",
 ):
     """Add pixel-integrated Gaussian spots of many emitters into a stack of frames.
 
-    All emitters are handled at once: separable erf integrals over a
-    ``(2 * half_width + 1)`` square window, an outer product per emitter, and
-    one :func:`numpy.bincount` scatter-add into a padded canvas (so spots near
-    or beyond the border need no masking), which is then cropped.
+    All emitters are handled at once from separable integrals (the normal
+    CDF, i.e. error functions, at the edges of a ``2 * half_width + 1`` pixel
+    window around each emitter). Two ways to add them up, same result:
+
+    - "dense": each frame is ``Ey.T @ Ex`` with ``Ey`` (emitters x rows) and
+      ``Ex`` (emitters x columns) holding the window integrals, one batched
+      float32 matrix product per block (fast when frames are small and
+      crowded);
+    - "sparse": an outer product per emitter scattered with one
+      :func:`numpy.bincount` (fast for large frames with few emitters).
+
+    "auto" picks the cheaper from the sizes. Both render on a padded canvas
+    so that spots near or beyond the border need no masking, then crop.
 
     Parameters
     ----------
@@ -106,18 +125,19 @@ def render_spots(
     col, row : ndarray of shape (k,)
         Continuous pixel coordinates: pixel ``(r, c)`` covers ``[c, c + 1)``
         horizontally, so ``col = x_nm / pixel_size_nm``.
-    sigma_col, sigma_row : ndarray of shape (k,)
+    sigma_col, sigma_row : ndarray of shape (k,) or float
         PSF widths in pixels.
-    photons : ndarray of shape (k,)
+    photons : ndarray of shape (k,) or float
         Total photons of each emitter.
     half_width : int
         Half size of the rendering window in pixels; mass beyond it is dropped
         (choose ``>= 4 * sigma`` so that it is below 1e-4 of the photons).
+    method : {"auto", "dense", "sparse"}, default="auto"
 
     Returns
     -------
-    image : ndarray of shape (n_frames, height, width), float64
-        Expected photons per pixel.
+    image : ndarray of shape (n_frames, height, width)
+        Expected photons per pixel (float32 for "dense", float64 for "sparse").
 
     Examples
     --------
@@ -132,6 +152,9 @@ def render_spots(
     frame_index = np.asarray(frame_index, dtype=np.int64)
     col = np.asarray(col, dtype=np.float64)
     row = np.asarray(row, dtype=np.float64)
+    sigma_col = np.broadcast_to(np.asarray(sigma_col, dtype=np.float64), col.shape)
+    sigma_row = np.broadcast_to(np.asarray(sigma_row, dtype=np.float64), col.shape)
+    photons = np.broadcast_to(np.asarray(photons, dtype=np.float64), col.shape)
     w = 2 * half_width + 1
     # Emitters whose window would not touch the padded canvas contribute nothing.
     keep = (
@@ -142,28 +165,47 @@ def render_spots(
     )
     if not keep.all():
         frame_index, col, row = frame_index[keep], col[keep], row[keep]
-        sigma_col = np.asarray(sigma_col)[keep] if np.ndim(sigma_col) else sigma_col
-        sigma_row = np.asarray(sigma_row)[keep] if np.ndim(sigma_row) else sigma_row
-        photons = np.asarray(photons)[keep] if np.ndim(photons) else photons
+        sigma_col, sigma_row = sigma_col[keep], sigma_row[keep]
+        photons = photons[keep]
     pad = 2 * half_width + 2
     hp, wp = height + 2 * pad, width + 2 * pad
-    canvas_size = n_frames * hp * wp
-    if len(col) == 0:
+    k = len(col)
+    if k == 0:
         return np.zeros((n_frames, height, width))
     c0 = np.floor(col).astype(np.int64) - half_width
     r0 = np.floor(row).astype(np.int64) - half_width
     offsets = np.arange(w + 1, dtype=np.float64)
-    sigma_col = np.broadcast_to(np.asarray(sigma_col, dtype=np.float64), col.shape)
-    sigma_row = np.broadcast_to(np.asarray(sigma_row, dtype=np.float64), col.shape)
-    ex = integrated_gaussian_1d(
-        (c0 - col)[:, None] + offsets, 0.0, sigma_col[:, None]
-    )  # (k, w)
-    ey = integrated_gaussian_1d((r0 - row)[:, None] + offsets, 0.0, sigma_row[:, None])
-    ey *= np.broadcast_to(np.asarray(photons, dtype=np.float64), col.shape)[:, None]
-    weights = ey[:, :, None] * ex[:, None, :]  # (k, w, w)
-    base = frame_index * (hp * wp) + (r0 + pad) * wp + (c0 + pad)
-    window = (np.arange(w)[:, None] * wp + np.arange(w)[None, :]).ravel()
-    index = (base[:, None] + window[None, :]).ravel()
-    canvas = np.bincount(index, weights=weights.ravel(), minlength=canvas_size)
-    canvas = canvas.reshape(n_frames, hp, wp)
+    ex = np.diff(ndtr(((c0 - col)[:, None] + offsets) / sigma_col[:, None]), axis=1)
+    ey = np.diff(ndtr(((r0 - row)[:, None] + offsets) / sigma_row[:, None]), axis=1)
+    ey *= photons[:, None]
+
+    counts = np.bincount(frame_index, minlength=n_frames)
+    k_max = int(counts.max())
+    if method == "auto":
+        # measured: ~0.05 ns per float32 multiply-add in the batched product,
+        # ~8 ns per scattered weight in bincount
+        dense_cost = 0.05 * n_frames * hp * wp * k_max
+        method = "dense" if dense_cost < 8.0 * k * w * w else "sparse"
+    if method == "dense":
+        order = np.argsort(frame_index, kind="stable")
+        fi = frame_index[order]
+        slot = np.arange(k) - (np.cumsum(counts) - counts)[fi]
+        ex_full = np.zeros((n_frames, k_max, wp), dtype=np.float32)
+        ey_full = np.zeros((n_frames, hp, k_max), dtype=np.float32)
+        j = np.arange(w)
+        ix = ((fi * k_max + slot) * wp + (c0[order] + pad))[:, None] + j
+        ex_full.reshape(-1)[ix.ravel()] = ex[order].ravel()
+        iy = ((fi * hp + (r0[order] + pad))[:, None] + j) * k_max + slot[:, None]
+        ey_full.reshape(-1)[iy.ravel()] = ey[order].ravel()
+        canvas = np.matmul(ey_full, ex_full)
+    elif method == "sparse":
+        weights = ey[:, :, None] * ex[:, None, :]  # (k, w, w)
+        base = frame_index * (hp * wp) + (r0 + pad) * wp + (c0 + pad)
+        window = (np.arange(w)[:, None] * wp + np.arange(w)[None, :]).ravel()
+        index = (base[:, None] + window[None, :]).ravel()
+        canvas = np.bincount(
+            index, weights=weights.ravel(), minlength=n_frames * hp * wp
+        ).reshape(n_frames, hp, wp)
+    else:
+        raise ValueError(f"method must be 'auto', 'dense' or 'sparse', got {method!r}.")
     return canvas[:, pad : pad + height, pad : pad + width]

@@ -48,6 +48,7 @@ class _Config:
     camera: str
     scmos_maps: tuple
     augment: bool
+    fast_noise: bool
     entropy: int
 
 
@@ -229,6 +230,7 @@ default=None
         scmos_offset_adu=None,
         scmos_gain_adu_per_e=None,
         scmos_read_noise_e=None,
+        fast_noise=True,
         density_gradient=None,
         background_gradient=None,
         augment=False,
@@ -265,6 +267,7 @@ default=None
         self.scmos_offset_adu = scmos_offset_adu
         self.scmos_gain_adu_per_e = scmos_gain_adu_per_e
         self.scmos_read_noise_e = scmos_read_noise_e
+        self.fast_noise = fast_noise
         self.density_gradient = density_gradient
         self.background_gradient = background_gradient
         self.augment = augment
@@ -430,7 +433,9 @@ default=None
             raise ValueError(f"camera must be one of {_CAMERAS}, got {self.camera!r}.")
         fixed = {
             "qe": _positive(self.quantum_efficiency, "quantum_efficiency"),
-            "read_noise_e": _positive(self.read_noise_e, "read_noise_e", allow_zero=True),
+            "read_noise_e": _positive(
+                self.read_noise_e, "read_noise_e", allow_zero=True
+            ),
             "e_per_adu": _positive(self.e_per_adu, "e_per_adu"),
             "saturation_adu": _positive(self.saturation_adu, "saturation_adu"),
         }
@@ -473,9 +478,7 @@ default=None
         structure_rng = np.random.default_rng(
             np.random.SeedSequence(entropy, spawn_key=(0,))
         )
-        structure = self._make_structure(
-            shape, px, margin, z_range, structure_rng
-        )
+        structure = self._make_structure(shape, px, margin, z_range, structure_rng)
         density_gradient = None
         if self.density_gradient is not None:
             density_gradient = _pair(self.density_gradient, "density_gradient")
@@ -516,6 +519,7 @@ default=None
             camera=self.camera,
             scmos_maps=scmos_maps,
             augment=bool(self.augment),
+            fast_noise=bool(self.fast_noise),
             entropy=entropy,
         )
 
@@ -562,8 +566,11 @@ default=None
                 f"of points in nm or a 2-D image mask, got {s!r}."
             )
         arr = np.asarray(s)
-        if arr.ndim == 2 and arr.shape[1] in (2, 3) and arr.dtype != bool and (
-            arr.shape[0] > 3 or arr.shape[0] < 2
+        if (
+            arr.ndim == 2
+            and arr.shape[1] in (2, 3)
+            and arr.dtype != bool
+            and (arr.shape[0] > 3 or arr.shape[0] < 2)
         ):
             points = arr.astype(np.float64)
             if len(points) == 0:
@@ -742,6 +749,7 @@ def _simulate_block(c, rng, carried, first):
             e_per_adu=f["e_per_adu"],
             baseline_adu=baseline[:, None, None],
             saturation_adu=f["saturation_adu"],
+            fast=c.fast_noise,
         )
     elif c.camera == "scmos":
         offset, gain, noise = c.scmos_maps
@@ -749,7 +757,8 @@ def _simulate_block(c, rng, carried, first):
             image,
             rng,
             quantum_efficiency=f["qe"],
-            offset_adu=offset + (baseline - np.mean(c.ranged["baseline"]))[:, None, None]
+            offset_adu=offset
+            + (baseline - np.mean(c.ranged["baseline"]))[:, None, None]
             if c.ranged["baseline"][0] != c.ranged["baseline"][1]
             else offset,
             gain_adu_per_e=gain,
@@ -878,7 +887,9 @@ def _entropy(random_state):
         return np.random.SeedSequence().entropy
     if isinstance(random_state, np.random.SeedSequence):
         return random_state.entropy
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+    if isinstance(random_state, numbers.Integral) and not isinstance(
+        random_state, bool
+    ):
         if random_state < 0:
             raise ValueError(f"random_state must be >= 0, got {random_state!r}.")
         return int(random_state)
