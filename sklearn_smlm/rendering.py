@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, signal, special
+from scipy import ndimage, optimize, signal, special
 
 from ._localizations import validate_localizations
 from ._validation import check_positive
@@ -34,6 +34,12 @@ _MAX_PIXELS = 2**28
 #: so a width is rendered at most about 5 % off its own value.
 _WIDTH_RATIO = 1.1
 _MAX_WIDTH_BINS = 40
+#: Variance (pixel²) of the 3-tap sharing of a point between pixels.
+_SHARED_VARIANCE = 0.25
+#: Gaussians narrower than this (in render pixels) are integrated exactly.
+_NARROW_PX = 0.8
+#: Exactly integrated Gaussians cover this many widths on each side.
+_WINDOW_SIGMAS = 3.5
 #: Kernels longer than this are applied with FFTs, which do not slow down with
 #: the kernel size.
 _MAX_DIRECT_RADIUS = 32
@@ -71,11 +77,12 @@ def render(
         ``"histogram"`` counts the localizations in each pixel.
         ``"gaussian"`` draws each localization as a 2-D Gaussian of unit
         integral (times its weight) and standard deviation ``sigma_nm``; each
-        pixel holds approximately the Gaussian's integral over the pixel, and
-        the part of a Gaussian that falls outside the image is lost. Widths
-        are grouped in bins at most 10 % wide, so each localization is drawn
-        within about 5 % of its own width; widths below 0.3 render pixel are
-        drawn as points shared between the four nearest pixels.
+        pixel holds the Gaussian's integral over the pixel, exactly for
+        widths under 0.8 render pixel and within a few percent of the peak
+        value for wider ones, and the part of a Gaussian that falls outside
+        the image is lost. Wider Gaussians are grouped in bins of widths at
+        most 10 % apart and drawn with their bin's mean variance, so within
+        about 5 % of their own width; their centroid stays exact.
     sigma_nm : float, array-like of shape (n_localizations,) or str, optional
         Gaussian widths (``method="gaussian"`` only): one width for all, one
         per row, or the name of a column of ``table``. Default: the column
@@ -242,68 +249,101 @@ def _image_shape(u, v, field_of_view_nm, pixel_size_nm):
 def _render_gaussian(u, v, weight, sigma_px, shape):
     """Draw Gaussians at ``(u, v)`` (pixel-centre units) with widths in pixels.
 
-    Each point is first shared between its four nearest pixels (bilinear
-    weights: the centroid stays exact), then blurred with the discrete
-    Gaussian kernel ``exp(-t) I_n(t)``, whose variance is exactly ``t`` and
-    for which blurring by ``t1`` then ``t2`` equals blurring by ``t1 + t2``.
-    The widths are grouped in bins and the bins are blurred one after the
-    other from the widest (Horner's scheme), so that each blur is only by the
-    difference of variance to the next bin and short kernels suffice.
+    The localizations are grouped by width. A group is drawn exactly, each
+    Gaussian integrated over a window of pixels around it, when it is
+    narrower than 0.8 pixel or when its windows hold fewer values than the
+    image has pixels. Otherwise each point is shared between the 3 x 3
+    pixels around it, with weights that keep its centroid exactly and give a
+    variance of exactly 1/4 pixel² along each axis wherever it sits in its
+    pixel, and the group is blurred with a sampled Gaussian kernel whose
+    variance brings the total to the group's mean width squared plus the
+    1/12 pixel² that integrating over a pixel adds.
     """
     rows, cols = shape
     if len(u) == 0:
         return np.zeros(shape, np.float32)
-    # Sharing a point between two pixels adds a variance of f (1 - f), 1/6 on
-    # average, and the integral over a pixel a variance of 1/12: blur by the
-    # rest so that the image matches the pixel integrals of the Gaussian.
-    target = np.maximum(sigma_px**2 - 1.0 / 12.0, 0.0)
-    log_width = np.log(np.maximum(sigma_px, 0.25))
-    lo, hi = float(log_width.min()), float(log_width.max())
-    n_bins = min(_MAX_WIDTH_BINS, max(1, math.ceil((hi - lo) / math.log(_WIDTH_RATIO))))
-    step = (hi - lo) / n_bins if hi > lo else 1.0
-    key = np.minimum(((log_width - lo) / step).astype(np.intp), n_bins - 1)
-    counts = np.bincount(key, minlength=n_bins)
-    occupied = np.flatnonzero(counts)
-    variance = np.bincount(key, weights=target, minlength=n_bins)[occupied]
-    variance /= counts[occupied]
-
-    pad = math.ceil(4.5 * math.sqrt(variance.max())) + 2
-    padded = (rows + 2 * pad, cols + 2 * pad)
+    narrow = sigma_px < _NARROW_PX
+    log_width = np.log(sigma_px[~narrow])
+    key = np.zeros(len(u), np.intp)
+    if log_width.size:
+        lo, hi = float(log_width.min()), float(log_width.max())
+        n_bins = math.ceil((hi - lo) / math.log(_WIDTH_RATIO))
+        n_bins = min(_MAX_WIDTH_BINS, max(1, n_bins))
+        step = (hi - lo) / n_bins if hi > lo else 1.0
+        key[~narrow] = 1 + np.minimum(
+            ((log_width - lo) / step).astype(np.intp), n_bins - 1
+        )
     order = np.argsort(key, kind="stable")
-    u, v = u[order], v[order]
-    u0, v0 = np.floor(u), np.floor(v)
-    fu, fv = u - u0, v - v0
-    base = (v0.astype(np.intp) + pad) * padded[1] + (u0.astype(np.intp) + pad)
-    w = np.ones(len(u)) if weight is None else weight[order]
-    corners = [
-        (base, w * (1 - fu) * (1 - fv)),
-        (base + 1, w * fu * (1 - fv)),
-        (base + padded[1], w * (1 - fu) * fv),
-        (base + padded[1] + 1, w * fu * fv),
-    ]
-    bounds = np.concatenate([[0], np.cumsum(counts[occupied])])
+    counts = np.bincount(key)
+    bounds = np.concatenate([[0], np.cumsum(counts[counts > 0])])
+    groups = [order[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
-    def splat(b):
-        sl = slice(bounds[b], bounds[b + 1])
-        hist = np.zeros(padded[0] * padded[1])
-        for index, value in corners:
-            hist += np.bincount(index[sl], weights=value[sl], minlength=hist.size)
-        return hist.reshape(padded).astype(np.float32)
-
-    image = splat(len(occupied) - 1)
-    for b in range(len(occupied) - 2, -1, -1):
-        image = _blur(image, variance[b + 1] - variance[b])
-        image += splat(b)
-    image = _blur(image, variance[0])
+    pad = math.ceil(_WINDOW_SIGMAS * float(sigma_px.max())) + 3
+    padded = (rows + 2 * pad, cols + 2 * pad)
+    image = np.zeros(padded, np.float32)
+    for group in groups:
+        width = sigma_px[group]
+        half = math.ceil(_WINDOW_SIGMAS * float(width.max()))
+        exact = width[0] < _NARROW_PX or len(group) * (2 * half + 1) ** 2 <= image.size
+        if width[0] < _NARROW_PX:
+            half = 2
+        centre_u = np.floor(u[group] + 0.5)
+        centre_v = np.floor(v[group] + 0.5)
+        if exact:
+            taps_u = _gaussian_taps(u[group] - centre_u, width, half)
+            taps_v = _gaussian_taps(v[group] - centre_v, width, half)
+        else:
+            taps_u = _shared_taps(u[group] - centre_u)
+            taps_v = _shared_taps(v[group] - centre_v)
+        if weight is not None:
+            taps_v *= weight[group, np.newaxis]
+        half = taps_u.shape[1] // 2
+        offsets = np.arange(-half, half + 1)
+        index = (
+            (centre_v.astype(np.intp) + pad)[:, None, None] + offsets[None, :, None]
+        ) * padded[1] + ((centre_u.astype(np.intp) + pad)[:, None, None] + offsets)
+        splat = np.bincount(
+            index.ravel(),
+            weights=(taps_v[:, :, None] * taps_u[:, None, :]).ravel(),
+            minlength=image.size,
+        ).reshape(padded)
+        if not exact:
+            variance = float(np.mean(width**2)) + 1.0 / 12.0 - _SHARED_VARIANCE
+            splat = _blur(splat.astype(np.float32), variance)
+        image += splat
     return np.ascontiguousarray(image[pad : pad + rows, pad : pad + cols])
 
 
+def _shared_taps(offset):
+    """Share points ``offset`` from a pixel's centre between pixels -1, 0, +1.
+
+    The weights have mean ``offset`` and variance 1/4 for every offset in
+    [-0.5, 0.5]: the smallest variance that keeps all three weights >= 0.
+    """
+    square = offset**2 + _SHARED_VARIANCE
+    return np.stack(
+        [(square - offset) / 2, 1.0 - square, (square + offset) / 2], axis=1
+    )
+
+
+def _gaussian_taps(offset, width, half):
+    """Integrals of Gaussians over pixels ``-half`` to ``half``, summing to 1.
+
+    The windows reach at least 2 pixels and 3.5 widths past the point, so
+    under 1 % of a Gaussian falls beyond them; keeping the sum at 1 moves its
+    centroid by < 0.02 pixel.
+    """
+    edges = np.arange(-half - 0.5, half + 1.0)
+    inside = np.diff(special.ndtr((edges - offset[:, None]) / width[:, None]), axis=1)
+    return inside / inside.sum(axis=1, keepdims=True)
+
+
 def _blur(image, t):
-    if t <= 1e-12:
+    """Blur along both axes by a kernel of sum 1 and variance ``t`` pixel²."""
+    if t <= 0:
         return image
-    radius = max(1, math.ceil(4.0 * math.sqrt(t)))
-    kernel = special.ive(np.arange(-radius, radius + 1), t)
-    kernel /= kernel.sum()
+    kernel = _gaussian_kernel(t)
+    radius = kernel.size // 2
     for axis in (0, 1):
         if radius <= _MAX_DIRECT_RADIUS:
             image = ndimage.correlate1d(image, kernel, axis=axis, mode="constant")
@@ -314,6 +354,31 @@ def _blur(image, t):
                 image, kernel.reshape(shape).astype(np.float32), mode="same", axes=axis
             ).astype(np.float32)
     return image
+
+
+def _gaussian_kernel(t):
+    """Return a sampled Gaussian of sum 1 whose variance is exactly ``t``.
+
+    Sampling and normalizing shrinks the variance of Gaussians narrower than
+    about one pixel, so their width is solved for; below ``t = 1/4`` the
+    kernel is ``[t/2, 1 - t, t/2]``, the only 3-tap one of variance ``t``.
+    """
+    if t < 0.25:
+        return np.array([t / 2, 1.0 - t, t / 2])
+    radius = math.ceil(4.0 * math.sqrt(t))
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+
+    def sampled(width):
+        kernel = np.exp(-0.5 * (offsets / width) ** 2)
+        return kernel / kernel.sum()
+
+    if t < 1.0:
+        width = optimize.brentq(
+            lambda w: sampled(w) @ offsets**2 - t, 0.3, 1.5, xtol=1e-10
+        )
+    else:  # the sampled variance is within 1e-6 of t already
+        width = math.sqrt(t)
+    return sampled(width)
 
 
 def auto_contrast(image, *, percentile=99.5, gamma=1.0):
