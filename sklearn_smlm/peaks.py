@@ -301,10 +301,12 @@ def _as_map_stack(maps, name="maps"):
         arr = np.asarray(maps)
         if arr.dtype == object:
             arr = arr.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            f"{name} could not be turned into a numeric array: {exc}"
-        ) from exc
+    except TypeError as exc:
+        raise TypeError(f"{name} must be a numeric array: {exc}") from exc
+    except ValueError as exc:
+        raise ValueError(f"{name} could not be turned into an array: {exc}") from exc
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"Complex data not supported: {name} must hold real numbers.")
     if not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
