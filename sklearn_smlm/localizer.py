@@ -1,0 +1,872 @@
+"""The paper's CNN localizer as scikit-learn estimators, and its persistence.
+
+:class:`DistanceTransformRegressor` is the network step (normalized frames to
+distance-transform maps); :class:`DistanceTransformLocalizer` chains frame
+normalization, the network and peak extraction into one estimator whose
+``predict`` returns a localization table. The same job can be done step by step
+with a :class:`~sklearn.pipeline.Pipeline` of
+:class:`~sklearn_smlm.FrameNormalizer`, :class:`DistanceTransformRegressor` and
+:class:`~sklearn_smlm.PeakExtractor`.
+"""
+
+import hashlib
+import json
+import math
+import numbers
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from ._localizations import check_positions
+from ._validation import check_frames, resolve_device
+from .encoding import distance_transform_maps
+from .peaks import maps_to_localizations
+from .preprocessing import FrameNormalizer
+
+__all__ = [
+    "DistanceTransformRegressor",
+    "DistanceTransformLocalizer",
+    "load_model",
+    "ModelFileError",
+    "MODEL_FORMAT_VERSION",
+]
+
+#: Version of the model file layout; files of another version are refused.
+MODEL_FORMAT_VERSION = 1
+_MODEL_FORMAT = "sklearn-smlm-model"
+_PRETRAINED_DIR = Path(__file__).parent / "models"
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, corrupt, altered or from an incompatible version."""
+
+
+def _check_params(est):
+    """Validate the network parameters shared by the two estimators."""
+    for name in ("pixel_size_nm", "alpha", "d_max", "lr"):
+        value = getattr(est, name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or not value > 0
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    for name in ("upscaling", "n_layers", "n_channels", "batch_size", "max_epochs"):
+        value = getattr(est, name)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Integral)
+            or value < 1
+        ):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    if not 0 <= est.dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {est.dropout!r}.")
+    if not 0 <= est.validation_fraction < 1:
+        raise ValueError(
+            f"validation_fraction must be in [0, 1), got {est.validation_fraction!r}."
+        )
+    if est.upsampling not in ("subpixel", "folded", "multistage"):
+        raise ValueError(
+            "upsampling must be 'subpixel', 'folded' or 'multistage', got "
+            f"{est.upsampling!r}."
+        )
+    if est.precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(
+            f"precision must be 'auto', 'fp32' or 'bf16', got {est.precision!r}."
+        )
+
+
+class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
+    """Network step: regress distance-transform maps from normalized frames.
+
+    ``fit(X, y)`` encodes the true positions ``y`` as distance-transform maps
+    (:func:`~sklearn_smlm.encoding.distance_transform_maps`) and trains a
+    :class:`~sklearn_smlm.nn.SubPixelCNN` through skorch; ``transform(X)``
+    returns the predicted maps, ``upscaling`` times finer than the frames, on
+    the paper's scale (an isolated emitter peaks at ``exp(alpha) - 1``).
+
+    Parameters
+    ----------
+    pixel_size_nm : float, default=100.0
+        Camera pixel size in the sample plane.
+    upscaling : int, default=7
+        Upscaling factor ``r`` of the maps (one map pixel is
+        ``pixel_size_nm / r``).
+    alpha : float, default=7.0
+        Sharpness of the target peaks: an emitter peaks at ``exp(alpha) - 1``.
+    d_max : float, default=35.0
+        Radius of the target peaks, in map pixels (35 map pixels at r = 7 are
+        5 camera pixels).
+    n_layers : int, default=9
+        Number of 3x3 convolution layers before the upscaling.
+    n_channels : int, default=32
+        Channels of each convolution layer.
+    upsampling : {"folded", "subpixel", "multistage"}, default="folded"
+        Upscaling head, see :class:`~sklearn_smlm.nn.SubPixelCNN`. ``"folded"``
+        computes the paper's sub-pixel layer and 1x1 output exactly, faster.
+    stages : tuple of int, optional
+        Per-stage upscaling factors of the ``"multistage"`` head.
+    dropout : float, default=0.0
+        Channel dropout between the convolution layers during training.
+    max_epochs : int, default=30
+        Maximum number of passes over the training frames.
+    batch_size : int, default=16
+        Frames per optimization step.
+    lr : float, default=1e-3
+        Learning rate of the Adam optimizer.
+    validation_fraction : float, default=0.1
+        Fraction of the frames held out (without augmentation) to monitor the
+        validation loss, keep the best epoch's weights, stop early and lower
+        the learning rate on plateaus. 0 trains on everything for
+        ``max_epochs``.
+    patience : int, default=8
+        Epochs without improvement of the validation loss before stopping;
+        the learning rate is halved after ``patience // 2`` such epochs.
+    augment : bool, default=True
+        Apply a random one of the 8 flips/rotations to every training frame
+        and its target at each epoch.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        Arithmetic of the convolutions. ``"auto"`` uses bfloat16 autocast where
+        the hardware supports it natively (AVX-512/AMX CPUs, recent GPUs); the
+        output layer and the maps always stay in float32.
+    device : str, default="auto"
+        Torch device; ``"auto"`` picks CUDA when present, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialization, the validation split, the batch order,
+        dropout and augmentation. The same seed gives the same network on CPU.
+    verbose : int, default=0
+        0 is silent, 1 prints skorch's table of epochs.
+
+    Attributes
+    ----------
+    net_ : sklearn_smlm.nn.MapNet
+        The fitted skorch net; its ``history`` holds the losses per epoch.
+    frame_shape_ : tuple of int
+        Shape of the training frames.
+    device_ : str
+        The device used.
+    precision_ : str
+        ``"bf16"`` or ``"fp32"``, as resolved from ``precision``.
+    """
+
+    def __init__(
+        self,
+        *,
+        pixel_size_nm=100.0,
+        upscaling=7,
+        alpha=7.0,
+        d_max=35.0,
+        n_layers=9,
+        n_channels=32,
+        upsampling="folded",
+        stages=None,
+        dropout=0.0,
+        max_epochs=30,
+        batch_size=16,
+        lr=1e-3,
+        validation_fraction=0.1,
+        patience=8,
+        augment=True,
+        precision="auto",
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.pixel_size_nm = pixel_size_nm
+        self.upscaling = upscaling
+        self.alpha = alpha
+        self.d_max = d_max
+        self.n_layers = n_layers
+        self.n_channels = n_channels
+        self.upsampling = upsampling
+        self.stages = stages
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.augment = augment
+        self.precision = precision
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @property
+    def peak_value(self):
+        """Height ``exp(alpha) - 1`` of an isolated emitter's peak in the map."""
+        return math.expm1(self.alpha)
+
+    def _module_kwargs(self):
+        return {
+            "n_layers": self.n_layers,
+            "n_channels": self.n_channels,
+            "upscaling": self.upscaling,
+            "upsampling": self.upsampling,
+            "stages": self.stages,
+            "dropout": self.dropout,
+        }
+
+    def _build_net(self, train_split=None, callbacks=(), seed=0):
+        import torch
+        from skorch.callbacks import EarlyStopping, LRScheduler
+
+        from .nn import MapNet, SubPixelCNN
+
+        kwargs = {f"module__{k}": v for k, v in self._module_kwargs().items()}
+        callbacks = list(callbacks)
+        if train_split is not None:
+            callbacks += [
+                (
+                    "lr_scheduler",
+                    LRScheduler(
+                        policy=torch.optim.lr_scheduler.ReduceLROnPlateau,
+                        monitor="valid_loss",
+                        factor=0.5,
+                        patience=max(1, self.patience // 2),
+                    ),
+                ),
+                (
+                    "early_stopping",
+                    EarlyStopping(
+                        monitor="valid_loss", patience=self.patience, load_best=True
+                    ),
+                ),
+            ]
+        generator = torch.Generator().manual_seed(seed)
+        return MapNet(
+            SubPixelCNN,
+            criterion=torch.nn.MSELoss,
+            optimizer=torch.optim.Adam,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=train_split,
+            callbacks=callbacks or None,
+            iterator_train__shuffle=True,
+            iterator_train__generator=generator,
+            device=self.device_,
+            precision=self.precision_,
+            verbose=self.verbose,
+            **kwargs,
+        )
+
+    def _encode_targets(self, positions, frame_shape):
+        # Scaled to a peak of 1 for training and stored as float16: 448 x 448
+        # maps of a thousand frames would take 800 MB in float32.
+        import torch
+
+        chunks = []
+        for start in range(0, len(positions), 64):
+            maps = distance_transform_maps(
+                positions[start : start + 64],
+                frame_shape,
+                pixel_size_nm=self.pixel_size_nm,
+                upscaling=self.upscaling,
+                alpha=self.alpha,
+                d_max=self.d_max,
+            )
+            chunks.append(torch.from_numpy(maps / self.peak_value).to(torch.float16))
+        return torch.cat(chunks)
+
+    def fit(self, X, y):
+        """Train the network on frames and their true emitter positions.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, height, width)
+            Normalized frames (see :class:`~sklearn_smlm.FrameNormalizer`).
+        y : list of array-like of shape (k_i, 2), or DataFrame
+            True ``(x_nm, y_nm)`` positions of every frame.
+
+        Returns
+        -------
+        self : DistanceTransformRegressor
+        """
+        return self._fit(X, y, warm_start=False)
+
+    def partial_fit(self, X, y):
+        """Continue training the fitted network on more frames.
+
+        The training loop (``max_epochs``, validation split, early stopping)
+        runs again on ``X`` starting from the current weights, which lets a
+        training script feed fresh simulated frames chunk after chunk.
+        """
+        return self._fit(X, y, warm_start=hasattr(self, "net_"))
+
+    def _fit(self, X, y, warm_start):
+        import torch
+        from skorch.helper import predefined_split
+
+        from .nn import MapDataset, resolve_precision
+
+        _check_params(self)
+        frames = check_frames(X)
+        positions = check_positions(y, n_frames=len(frames))
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        self.device_ = resolve_device(self.device)
+        self.precision_ = resolve_precision(self.precision, self.device_)
+        self.frame_shape_ = tuple(frames.shape[1:])
+
+        targets = self._encode_targets(positions, self.frame_shape_)
+        frames_t = torch.from_numpy(np.ascontiguousarray(frames))
+        if warm_start:
+            # More training frames; the validation frames of the first fit stay
+            # the reference for early stopping and the learning-rate schedule.
+            train = MapDataset(frames_t, targets, augment=self.augment, seed=seed)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                self.net_.set_params(max_epochs=self.max_epochs, lr=self.lr)
+                self.net_.partial_fit(train, y=None)
+            self.n_epochs_ = len(self.net_.history)
+            return self
+        order = np.random.default_rng(seed).permutation(len(frames))
+        n_valid = int(round(self.validation_fraction * len(frames)))
+        if self.validation_fraction > 0 and (n_valid < 1 or n_valid >= len(frames)):
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} of {len(frames)} "
+                "frame(s) leaves no training or no validation frame; give more frames "
+                "or set validation_fraction=0."
+            )
+        valid_idx = torch.from_numpy(np.sort(order[:n_valid]))
+        train_idx = torch.from_numpy(np.sort(order[n_valid:]))
+        train = MapDataset(
+            frames_t[train_idx], targets[train_idx], augment=self.augment, seed=seed
+        )
+        split = None
+        if n_valid:
+            split = predefined_split(
+                MapDataset(frames_t[valid_idx], targets[valid_idx], augment=False)
+            )
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net_ = self._build_net(train_split=split, seed=seed)
+            self.net_.fit(train, y=None)
+        self.n_epochs_ = len(self.net_.history)
+        return self
+
+    def transform(self, X, *, batch_size=None):
+        """Predict distance-transform maps.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, height, width)
+            Normalized frames, of any size (the network is fully convolutional).
+        batch_size : int, optional
+            Frames per forward pass; default ``self.batch_size * 2``.
+
+        Returns
+        -------
+        maps : ndarray of shape (n_frames, r * height, r * width)
+            float32 maps on the paper's scale (peaks near ``exp(alpha) - 1``).
+        """
+        check_is_fitted(self, "net_")
+        frames = check_frames(X)
+        return np.concatenate(
+            list(self._iter_maps(frames, batch_size or 2 * self.batch_size))
+        )
+
+    def _iter_maps(self, frames, batch_size):
+        """Yield the maps of ``frames`` batch by batch (float32 numpy arrays)."""
+        import torch
+
+        from .nn import autocast
+
+        module = self.net_.module_
+        module.eval()
+        device = self.device_
+        with torch.inference_mode(), autocast(device, self.precision_):
+            for start in range(0, len(frames), batch_size):
+                x = torch.from_numpy(
+                    np.ascontiguousarray(frames[start : start + batch_size])
+                )
+                x = x[:, None].to(device).contiguous(memory_format=torch.channels_last)
+                maps = module(x)[:, 0].float() * self.peak_value
+                yield maps.cpu().numpy()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.non_deterministic = False
+        return tags
+
+    # Persistence of the torch state without pickles, see save_model/load_model.
+    def _state(self):
+        return {k: v.detach().cpu() for k, v in self.net_.module_.state_dict().items()}
+
+
+class DistanceTransformLocalizer(BaseEstimator):
+    """Localize emitters with the super-resolution CNN of Yee, Hagen & Ventura.
+
+    Frames are normalized (:class:`~sklearn_smlm.FrameNormalizer`), a
+    convolutional network with a sub-pixel upscaling layer regresses a
+    distance-transform map ``upscaling`` times finer than the camera, and the
+    local maxima of the map above ``threshold``, refined with a quadratic fit,
+    are the localizations (:class:`~sklearn_smlm.PeakExtractor`).
+
+    Parameters
+    ----------
+    normalizer : FrameNormalizer, optional
+        Preprocessing of the camera frames; default ``FrameNormalizer()``
+        (robust per-frame background and scale, which makes a model work
+        across camera gains and offsets). Pass one with ``baseline_adu`` and
+        gains to convert to photons first.
+    threshold : float, default=300.0
+        Detection threshold on the map (the paper: 300 for alpha = 7, whose
+        peaks are about 1096 high).
+    min_distance : int, default=1
+        Half-size, in map pixels, of the neighbourhood a peak must dominate.
+    pixel_size_nm, upscaling, alpha, d_max, n_layers, n_channels, upsampling, \
+stages, dropout, max_epochs, batch_size, lr, validation_fraction, patience, \
+augment, precision, device, random_state, verbose
+        As in :class:`DistanceTransformRegressor`.
+
+    Attributes
+    ----------
+    normalizer_ : FrameNormalizer
+        The fitted normalizer.
+    regressor_ : DistanceTransformRegressor
+        The fitted network step.
+    net_ : sklearn_smlm.nn.MapNet
+        The fitted skorch net (``regressor_.net_``).
+    frame_shape_ : tuple of int
+        Shape of the training frames.
+
+    Examples
+    --------
+    >>> from sklearn_smlm import DistanceTransformLocalizer, PAFPSimulator
+    >>> X, y = PAFPSimulator(frame_shape=(16, 16), random_state=0).simulate(8)
+    >>> loc = DistanceTransformLocalizer(n_layers=2, n_channels=8, max_epochs=1,
+    ...                                  validation_fraction=0, random_state=0)
+    >>> table = loc.fit(X, y).predict(X)
+    >>> list(table.columns)
+    ['frame', 'x_nm', 'y_nm', 'score']
+    """
+
+    def __init__(
+        self,
+        *,
+        normalizer=None,
+        threshold=300.0,
+        min_distance=1,
+        pixel_size_nm=100.0,
+        upscaling=7,
+        alpha=7.0,
+        d_max=35.0,
+        n_layers=9,
+        n_channels=32,
+        upsampling="folded",
+        stages=None,
+        dropout=0.0,
+        max_epochs=30,
+        batch_size=16,
+        lr=1e-3,
+        validation_fraction=0.1,
+        patience=8,
+        augment=True,
+        precision="auto",
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.normalizer = normalizer
+        self.threshold = threshold
+        self.min_distance = min_distance
+        self.pixel_size_nm = pixel_size_nm
+        self.upscaling = upscaling
+        self.alpha = alpha
+        self.d_max = d_max
+        self.n_layers = n_layers
+        self.n_channels = n_channels
+        self.upsampling = upsampling
+        self.stages = stages
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.augment = augment
+        self.precision = precision
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    _REGRESSOR_PARAMS = tuple(
+        DistanceTransformRegressor().get_params(deep=False).keys()
+    )
+
+    def _make_regressor(self):
+        return DistanceTransformRegressor(
+            **{k: getattr(self, k) for k in self._REGRESSOR_PARAMS}
+        )
+
+    def _check_threshold(self):
+        if (
+            isinstance(self.threshold, bool)
+            or not isinstance(self.threshold, numbers.Real)
+            or not math.isfinite(self.threshold)
+        ):
+            raise ValueError(
+                f"threshold must be a finite number, got {self.threshold!r}."
+            )
+
+    def fit(self, X, y):
+        """Train the network on frames and their true emitter positions.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, height, width)
+            Camera frames (ADU), e.g. from :class:`~sklearn_smlm.PAFPSimulator`.
+        y : list of array-like of shape (k_i, 2), or DataFrame
+            True ``(x_nm, y_nm)`` positions, one array per frame (or a
+            localization table with 0-based frames).
+
+        Returns
+        -------
+        self : DistanceTransformLocalizer
+        """
+        self._check_threshold()
+        frames = check_frames(X)
+        positions = check_positions(y, n_frames=len(frames))
+        self.normalizer_ = clone(self.normalizer or FrameNormalizer()).fit(frames)
+        self.regressor_ = self._make_regressor().fit(
+            self.normalizer_.transform(frames), positions
+        )
+        self._copy_fitted()
+        return self
+
+    def partial_fit(self, X, y):
+        """Continue training on more frames (see ``DistanceTransformRegressor``)."""
+        if not hasattr(self, "regressor_"):
+            return self.fit(X, y)
+        frames = check_frames(X)
+        positions = check_positions(y, n_frames=len(frames))
+        self.regressor_.set_params(
+            **{k: getattr(self, k) for k in ("max_epochs", "lr", "verbose")}
+        )
+        self.regressor_.partial_fit(self.normalizer_.transform(frames), positions)
+        self._copy_fitted()
+        return self
+
+    def _copy_fitted(self):
+        self.net_ = self.regressor_.net_
+        self.frame_shape_ = self.regressor_.frame_shape_
+
+    def _sync_regressor(self):
+        # Parameters that only matter at prediction time may be changed on a
+        # fitted localizer (e.g. by GridSearchCV or by hand) without refitting.
+        self.regressor_.set_params(
+            batch_size=self.batch_size, device=self.device, precision=self.precision
+        )
+
+    def predict_maps(self, X, *, batch_size=None):
+        """Return the predicted distance-transform maps of camera frames.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, height, width)
+            Camera frames.
+        batch_size : int, optional
+            Frames per forward pass.
+
+        Returns
+        -------
+        maps : ndarray of shape (n_frames, r * height, r * width)
+        """
+        check_is_fitted(self, "regressor_")
+        frames = check_frames(X)
+        return self.regressor_.transform(
+            self.normalizer_.transform(frames), batch_size=batch_size
+        )
+
+    transform = predict_maps
+
+    def predict(self, X, *, batch_size=None):
+        """Localize the emitters of camera frames.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, height, width)
+            Camera frames; a 2-D array is one frame.
+        batch_size : int, optional
+            Frames per forward pass; default ``2 * self.batch_size``.
+
+        Returns
+        -------
+        localizations : pandas.DataFrame
+            Columns ``frame`` (0-based index into ``X``), ``x_nm``, ``y_nm`` and
+            ``score`` (the map height at the peak). No detection gives an empty
+            table with these columns.
+        """
+        check_is_fitted(self, "regressor_")
+        self._check_threshold()
+        frames = check_frames(X)
+        return self._predict_frames(frames, batch_size=batch_size)
+
+    def _predict_frames(self, frames, *, batch_size=None, frame_offset=0):
+        batch_size = batch_size or 2 * self.batch_size
+        normalized = self.normalizer_.transform(frames)
+        tables = []
+        for i, maps in enumerate(self.regressor_._iter_maps(normalized, batch_size)):
+            tables.append(
+                maps_to_localizations(
+                    maps,
+                    self.threshold,
+                    upscaling=self.upscaling,
+                    pixel_size_nm=self.pixel_size_nm,
+                    frame_offset=frame_offset + i * batch_size,
+                    min_distance=self.min_distance,
+                )
+            )
+        return pd.concat(tables, ignore_index=True)
+
+    def score(self, X, y, *, tolerance_nm=250.0):
+        """Jaccard index of the localizations of ``X`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, height, width)
+            Camera frames.
+        y : list of array-like of shape (k_i, 2), or DataFrame
+            True positions.
+        tolerance_nm : float, default=250.0
+            Matching radius (optimal one-to-one assignment per frame).
+
+        Returns
+        -------
+        jaccard : float
+        """
+        from .metrics import jaccard_index
+
+        frames = check_frames(X)
+        positions = check_positions(y, n_frames=len(frames))
+        return jaccard_index(positions, self.predict(frames), tolerance_nm=tolerance_nm)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        return tags
+
+    # ------------------------------------------------------------------ files
+    def save(self, path):
+        """Save the fitted localizer as tensors plus JSON metadata.
+
+        The file holds no pickled Python objects: :func:`load_model` reads it
+        with ``torch.load(weights_only=True)`` and checks a SHA-256 checksum of
+        the metadata and the weights, so an altered file is refused.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination, conventionally ``*.pt``. Written atomically: a failure
+            leaves no partial file.
+        """
+        check_is_fitted(self, "regressor_")
+        import torch
+
+        state = self.regressor_._state()
+        params = {
+            k: v for k, v in self.get_params(deep=False).items() if k != "normalizer"
+        }
+        params["stages"] = list(params["stages"]) if params["stages"] else None
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None
+        normalizer = self.normalizer_
+        metadata = {
+            "format": _MODEL_FORMAT,
+            "format_version": MODEL_FORMAT_VERSION,
+            "library_version": _library_version(),
+            "torch_version": torch.__version__,
+            "estimator": type(self).__name__,
+            "params": params,
+            "normalizer": {
+                "class": type(normalizer).__name__,
+                "params": normalizer.get_params(deep=False),
+            },
+            "frame_shape": list(self.frame_shape_),
+            "n_epochs": int(self.regressor_.n_epochs_),
+            "history": _history_summary(self.net_.history),
+            "training": getattr(self, "training_info_", None),
+        }
+        metadata_json = json.dumps(metadata, sort_keys=True, default=_json_default)
+        payload = {
+            "format": _MODEL_FORMAT,
+            "metadata": metadata_json,
+            "state_dict": state,
+            "sha256": _checksum(metadata_json, state),
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                torch.save(payload, fh)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path, *, device="auto"):
+        """Load a localizer saved by :meth:`save` (see :func:`load_model`)."""
+        return load_model(path, device=device)
+
+    @classmethod
+    def pretrained(cls, name="default", *, device="auto"):
+        """Return the pretrained localizer shipped inside the package.
+
+        Parameters
+        ----------
+        name : str, default="default"
+            Name of the shipped model; ``"default"`` was trained only on
+            :class:`~sklearn_smlm.PAFPSimulator` frames of 100 nm pixels over
+            a wide range of densities, PSF widths, SNRs and camera settings
+            (see ``scripts/train_pretrained.py`` and the model card in the
+            docs).
+        device : str, default="auto"
+            Torch device to load it on.
+
+        Returns
+        -------
+        localizer : DistanceTransformLocalizer
+            A fitted localizer, ready to ``predict``.
+        """
+        available = sorted(p.stem for p in _PRETRAINED_DIR.glob("*.pt"))
+        if name not in available:
+            raise ValueError(
+                f"no pretrained model named {name!r}; available: {available}."
+            )
+        return load_model(_PRETRAINED_DIR / f"{name}.pt", device=device)
+
+
+def load_model(path, *, device="auto"):
+    """Load a localizer saved with :meth:`DistanceTransformLocalizer.save`.
+
+    No pickled code is executed: the file is read with
+    ``torch.load(weights_only=True)``, which only rebuilds tensors and plain
+    containers, and its checksum is verified.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+    device : str, default="auto"
+        Device to place the network on; a model trained on a GPU loads on a
+        machine without one.
+
+    Returns
+    -------
+    localizer : DistanceTransformLocalizer
+        A fitted localizer.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ModelFileError
+        If the file is not a model of this library, is corrupt or altered, or
+        was written in an incompatible format version.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {str(path)!r} does not exist.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged zip/pickle
+        raise ModelFileError(
+            f"{path}: not a readable sklearn-smlm model file (corrupt, truncated or "
+            f"another format): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != _MODEL_FORMAT:
+        raise ModelFileError(f"{path}: not an sklearn-smlm model file.")
+    try:
+        metadata_json, state = payload["metadata"], payload["state_dict"]
+        metadata = json.loads(metadata_json)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: the model file's metadata is damaged.") from exc
+    if _checksum(metadata_json, state) != payload.get("sha256"):
+        raise ModelFileError(
+            f"{path}: checksum mismatch; the file was altered or damaged after it "
+            "was saved."
+        )
+    version = metadata.get("format_version")
+    if version != MODEL_FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model file format version {version} (written by sklearn-smlm "
+            f"{metadata.get('library_version')}) cannot be read by sklearn-smlm "
+            f"{_library_version()}, which reads version {MODEL_FORMAT_VERSION}; "
+            "retrain the model or use the library version that wrote it."
+        )
+    if metadata.get("estimator") != "DistanceTransformLocalizer":
+        raise ModelFileError(f"{path}: holds a {metadata.get('estimator')!r}.")
+
+    params = dict(metadata["params"])
+    params["stages"] = tuple(params["stages"]) if params["stages"] else None
+    params["device"] = device
+    normalizer = FrameNormalizer(**metadata["normalizer"]["params"])
+    loc = DistanceTransformLocalizer(normalizer=normalizer, **params)
+    reg = loc._make_regressor()
+    reg.device_ = resolve_device(device)
+    from .nn import resolve_precision
+
+    reg.precision_ = resolve_precision(reg.precision, reg.device_)
+    reg.frame_shape_ = tuple(metadata["frame_shape"])
+    reg.n_epochs_ = metadata.get("n_epochs", 0)
+    reg.net_ = reg._build_net()
+    reg.net_.initialize()
+    try:
+        reg.net_.module_.load_state_dict(state)
+    except (RuntimeError, KeyError) as exc:
+        raise ModelFileError(
+            f"{path}: the weights do not fit the network described by its metadata."
+        ) from exc
+    reg.net_.module_.to(reg.device_)
+    loc.normalizer_ = normalizer.fit(np.zeros((1, 2, 2), dtype=np.float32))
+    loc.regressor_ = reg
+    loc._copy_fitted()
+    loc.training_info_ = metadata.get("training")
+    loc.model_metadata_ = metadata
+    return loc
+
+
+def _checksum(metadata_json, state):
+    digest = hashlib.sha256(metadata_json.encode())
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _history_summary(history):
+    keys = ("epoch", "train_loss", "valid_loss", "dur")
+    return [{k: row[k] for k in keys if k in row} for row in history]
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a model file.")
+
+
+def _library_version():
+    from . import __version__
+
+    return __version__
