@@ -2,7 +2,7 @@
 
 from ._augment import SHAPE_PRESERVING, augment_dihedral, dihedral_positions
 from ._background import background_photons_map, gradient_profile
-from ._camera import em_register, emccd_adu, scmos_adu
+from ._camera import em_register, emccd_adu, emccd_electrons, scmos_adu
 from ._emitters import Structure, blink_expand, make_filaments
 from ._presets import PRESETS
 from ._psf import fwhm_to_sigma, integrated_gaussian_1d, render_spots, sigma_at_z
@@ -20,6 +20,7 @@ __all__ = [
     "dihedral_positions",
     "em_register",
     "emccd_adu",
+    "emccd_electrons",
     "fwhm_to_sigma",
     "gradient_profile",
     "integrated_gaussian_1d",

@@ -169,7 +169,7 @@ def augment_dihedral(X, y, *, pixel_size_nm, k=None, random_state=None):
 
     if is_table:
         out = y.copy()
-        xy = out[["x_nm", "y_nm"]].to_numpy(dtype=np.float64)
+        xy = out[["x_nm", "y_nm"]].to_numpy(dtype=np.float64, copy=True)
         fk = ks[frame] if len(frame) else np.empty(0, dtype=int)
         for j in np.unique(fk):
             sel = fk == j
