@@ -56,9 +56,13 @@ def test_eight_transforms_are_distinct_and_invertible_by_hand():
     images = {tuple(dihedral_positions(p, k, shape, PX)[0, :2]) for k in range(8)}
     assert len(images) == 8
     # quarter turn of a 4x4 field: (u, v) -> (v, 4 - u); z kept
-    np.testing.assert_allclose(dihedral_positions(p, 1, shape, PX), [[70.0, 270.0, -5.0]])
+    np.testing.assert_allclose(
+        dihedral_positions(p, 1, shape, PX), [[70.0, 270.0, -5.0]]
+    )
     # flip: u -> W - u
-    np.testing.assert_allclose(dihedral_positions(p, 4, shape, PX), [[270.0, 70.0, -5.0]])
+    np.testing.assert_allclose(
+        dihedral_positions(p, 4, shape, PX), [[270.0, 70.0, -5.0]]
+    )
 
 
 def test_quarter_turn_of_non_square_stack_swaps_shape_or_is_refused():
@@ -92,7 +96,11 @@ def test_all_variants_and_table_form():
 
 def test_random_per_frame_transform_is_seeded_and_consistent():
     shape = (10, 10)
-    pos = [np.array([[120.0, 730.0]]), np.array([[480.0, 90.0]]), np.array([[20.0, 950.0]])]
+    pos = [
+        np.array([[120.0, 730.0]]),
+        np.array([[480.0, 90.0]]),
+        np.array([[20.0, 950.0]]),
+    ]
     X = np.concatenate([_spot_frame(shape, *p[0]) for p in pos])
     Xa, ya = augment_dihedral(X, pos, pixel_size_nm=PX, random_state=1)
     Xb, yb = augment_dihedral(X, pos, pixel_size_nm=PX, random_state=1)
@@ -115,7 +123,10 @@ def test_simulator_augment_moves_frames_and_truth_together(shape):
         matches = [
             k
             for k in ks
-            if np.array_equal(augment_dihedral(Xn[f : f + 1], [yn[f]], pixel_size_nm=PX, k=k)[0][0], Xa[f])
+            if np.array_equal(
+                augment_dihedral(Xn[f : f + 1], [yn[f]], pixel_size_nm=PX, k=k)[0][0],
+                Xa[f],
+            )
         ]
         assert len(matches) == 1
         k = matches[0]

@@ -20,7 +20,9 @@ def test_integrated_gaussian_matches_numerical_integral():
     centre, sigma = 0.3, 0.7
     mass = integrated_gaussian_1d(edges, centre, sigma)
     pdf = stats.norm(centre, sigma).pdf
-    expected = [integrate.quad(pdf, a, b)[0] for a, b in zip(edges[:-1], edges[1:])]
+    expected = [
+        integrate.quad(pdf, a, b)[0] for a, b in zip(edges[:-1], edges[1:], strict=True)
+    ]
     np.testing.assert_allclose(mass, expected, rtol=1e-10)
 
 
@@ -76,7 +78,9 @@ def test_fwhm_and_defocus_widths():
     sx, sy = sigma_at_z(110.0, np.array([-400.0, 0.0, 400.0]), focal_depth_nm=400.0)
     np.testing.assert_allclose(sx, [110 * np.sqrt(2), 110, 110 * np.sqrt(2)])
     np.testing.assert_allclose(sx, sy)
-    sx, sy = sigma_at_z(100.0, np.array([300.0]), focal_depth_nm=300.0, astigmatism_nm=300)
+    sx, sy = sigma_at_z(
+        100.0, np.array([300.0]), focal_depth_nm=300.0, astigmatism_nm=300
+    )
     assert sx[0] == pytest.approx(100.0) and sy[0] == pytest.approx(100.0 * np.sqrt(5))
 
 

@@ -114,7 +114,7 @@ def augment_dihedral(X, y, *, pixel_size_nm, k=None, random_state=None):
     >>> y = [np.array([[250.0, 50.0]])]
     >>> Xt, yt = augment_dihedral(X, y, pixel_size_nm=100.0, k=1)
     >>> np.argwhere(Xt[0]).tolist(), yt[0].tolist()
-    [[0, 0]], [[50.0, 50.0]]
+    ([[0, 0]], [[50.0, 50.0]])
     """
     X = np.asarray(X)
     if X.ndim != 3:
@@ -178,6 +178,6 @@ def augment_dihedral(X, y, *, pixel_size_nm, k=None, random_state=None):
         return X_out, out
     y_out = [
         dihedral_positions(p, int(j), (h, w), pixel_size_nm)
-        for p, j in zip(positions, ks)
+        for p, j in zip(positions, ks, strict=True)
     ]
     return X_out, y_out

@@ -9,7 +9,7 @@ _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 def fwhm_to_sigma(fwhm):
-    """Return the standard deviation of a Gaussian of full width at half maximum ``fwhm``.
+    """Return the standard deviation of a Gaussian of half-maximum width ``fwhm``.
 
     Examples
     --------
@@ -145,8 +145,8 @@ def render_spots(
     >>> img = render_spots(1, (9, 9), np.array([0]), np.array([4.5]),
     ...                    np.array([4.5]), np.array([1.0]), np.array([1.0]),
     ...                    np.array([1000.0]), 4)
-    >>> round(float(img.sum()), 1), int(img[0].argmax())
-    (999.9, 40)
+    >>> round(float(img.sum())), int(img[0].argmax())
+    (1000, 40)
     """
     height, width = shape
     frame_index = np.asarray(frame_index, dtype=np.int64)

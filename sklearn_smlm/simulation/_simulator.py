@@ -1,4 +1,4 @@
-"""PAFPSimulator: fast, seeded simulation of PALM/STORM movies with their ground truth."""
+"""PAFPSimulator: fast, seeded simulation of PALM/STORM movies with their truth."""
 
 import numbers
 from dataclasses import dataclass
@@ -80,9 +80,10 @@ class PAFPSimulator(BaseEstimator):
         tube surface; ``density_per_um2 * region area`` emitters per frame.
         An ``(m, 2)`` or ``(m, 3)`` array: ``(x_nm, y_nm[, z_nm])`` sites
         drawn uniformly with replacement, ``density_per_um2 * field-of-view
-        area`` per frame. A 2-D boolean or float array: non-negative weights
-        over the field of view (any resolution), ``density_per_um2`` being
-        the mean density over the field (no margin).
+        area`` per frame. Any other 2-D array (boolean, or float with more
+        than 3 columns): an image mask of non-negative weights over the field
+        of view (any resolution), ``density_per_um2`` being the mean density
+        over the field (no margin).
     n_filaments : int, default=8
         Number of filaments for ``structure="filaments"``.
     filament_width_nm : float, default=25.0
@@ -441,7 +442,8 @@ default=None
         }
         if fixed["qe"] > 1:
             raise ValueError(
-                f"quantum_efficiency must be in (0, 1], got {self.quantum_efficiency!r}."
+                "quantum_efficiency must be in (0, 1], got "
+                f"{self.quantum_efficiency!r}."
             )
         if self.photon_distribution not in _PHOTON_DISTRIBUTIONS:
             raise ValueError(
@@ -451,7 +453,8 @@ default=None
         spread = _positive(self.photon_spread, "photon_spread", allow_zero=True)
         if self.photon_distribution == "uniform" and spread > 1:
             raise ValueError(
-                f"photon_spread must be <= 1 for a uniform distribution, got {spread!r}."
+                "photon_spread must be <= 1 for a uniform distribution, got "
+                f"{spread!r}."
             )
         l_on = _positive(self.mean_on_frames, "mean_on_frames")
         if l_on < 1:
@@ -566,12 +569,7 @@ default=None
                 f"of points in nm or a 2-D image mask, got {s!r}."
             )
         arr = np.asarray(s)
-        if (
-            arr.ndim == 2
-            and arr.shape[1] in (2, 3)
-            and arr.dtype != bool
-            and (arr.shape[0] > 3 or arr.shape[0] < 2)
-        ):
+        if arr.ndim == 2 and arr.shape[1] in (2, 3) and arr.dtype != bool:
             points = arr.astype(np.float64)
             if len(points) == 0:
                 raise ValueError("structure holds no points.")
@@ -823,7 +821,7 @@ def _positive(value, name, *, allow_zero=False):
 
 
 def _value_or_range(value, name, *, allow_zero=False):
-    """A scalar -> (v, v); a 2-tuple (low, high) -> checked range."""
+    """Return ``(v, v)`` for a scalar, the checked ``(low, high)`` for a pair."""
     if _is_real(value):
         v = _positive(value, name, allow_zero=allow_zero)
         return (v, v)
@@ -882,7 +880,7 @@ def _check_map(value, shape, name):
 
 
 def _entropy(random_state):
-    """A deterministic integer seed for the random streams of one call."""
+    """Return the integer seed of the random streams of one call."""
     if random_state is None:
         return np.random.SeedSequence().entropy
     if isinstance(random_state, np.random.SeedSequence):
