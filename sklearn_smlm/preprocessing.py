@@ -3,6 +3,7 @@
 import numbers
 
 import numpy as np
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ._validation import check_frames, check_positive
@@ -141,6 +142,7 @@ class FrameNormalizer(TransformerMixin, BaseEstimator):
         self : FrameNormalizer
         """
         self._check_params()
+        _check_dense(X)
         check_frames(X)
         return self
 
@@ -157,6 +159,7 @@ class FrameNormalizer(TransformerMixin, BaseEstimator):
         frames : ndarray of shape (n_frames, height, width), dtype float32
         """
         self._check_params()
+        _check_dense(X)
         frames = check_frames(X, dtype=np.float32)
         if isinstance(X, np.ndarray) and np.may_share_memory(frames, X):
             frames = frames.copy()  # normalized in place below
@@ -211,6 +214,13 @@ class FrameNormalizer(TransformerMixin, BaseEstimator):
         tags.target_tags.required = False
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+
+def _check_dense(X):
+    if issparse(X):
+        raise TypeError(
+            "X must be a dense array of frames; sparse input is not supported."
+        )
 
 
 def _rank(percentile, n):
