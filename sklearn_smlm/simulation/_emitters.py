@@ -23,6 +23,17 @@ class Structure:
         Non-negative weights covering ``region`` (kind "mask").
     z_range_nm : tuple of float, optional
         Axial range for structures without their own z.
+    fov : tuple of float, optional
+        ``(x0, y0, x1, y1)`` of the field of view; default ``region``.
+
+    Notes
+    -----
+    :attr:`draw_area_um2` is the area by which the density is multiplied to
+    get the expected number of draws per frame, chosen so that the expected
+    number of emitters *inside the field of view* is ``density * fov area``
+    for every kind (uniform: the whole region including the margin; points
+    and filaments: the field's area divided by the fraction of the sites,
+    or of the filament length, inside it).
     """
 
     def __init__(
@@ -35,6 +46,7 @@ class Structure:
         width_nm=0.0,
         mask=None,
         z_range_nm=None,
+        fov=None,
     ):
         self.kind = kind
         self.region = region
@@ -42,6 +54,7 @@ class Structure:
         self.segments = segments
         self.width_nm = width_nm
         self.z_range_nm = z_range_nm
+        self.fov = region if fov is None else fov
         if mask is not None:
             weights = np.asarray(mask, dtype=np.float64)
             self.mask_shape = weights.shape
@@ -53,6 +66,20 @@ class Structure:
         """Area of the sampled region in square micrometres."""
         x0, y0, x1, y1 = self.region
         return (x1 - x0) * (y1 - y0) * 1e-6
+
+    @property
+    def draw_area_um2(self):
+        """Area whose density gives the expected draws per frame (see Notes)."""
+        x0, y0, x1, y1 = self.fov
+        fov_area = (x1 - x0) * (y1 - y0) * 1e-6
+        if self.kind in ("uniform", "mask"):
+            return self.area_um2
+        xy = self.points if self.kind == "points" else self.segments[0]
+        inside = (
+            (xy[:, 0] >= x0) & (xy[:, 0] < x1) & (xy[:, 1] >= y0) & (xy[:, 1] < y1)
+        ).mean()
+        # a structure that misses the field entirely gives no emitters in it
+        return fov_area / inside if inside > 0 else 0.0
 
     def sample(self, n, rng):
         """Draw ``n`` positions: ``(x, y, z)`` arrays, ``z`` None for 2D."""

@@ -71,19 +71,19 @@ class PAFPSimulator(BaseEstimator):
         Camera pixel size in the sample plane.
     density_per_um2 : float or (float, float), default=1.0
         Mean number of emitters *on* per frame per square micrometre of the
-        simulated region (see ``structure``).
+        field of view: for every ``structure``, a frame holds on average
+        ``density_per_um2 * H * W * px^2`` true emitters (Poisson), besides
+        those in the margin.
     structure : "uniform", "filaments", ndarray of shape (m, 2) or (m, 3), or
         2-D ndarray, default="uniform"
         Where emitters sit. "uniform": anywhere in the field of view plus a
         margin (same density). "filaments": on ``n_filaments`` random smooth
         tubes drawn once per call (fixed over the movie), emitters on the
-        tube surface; ``density_per_um2 * region area`` emitters per frame.
-        An ``(m, 2)`` or ``(m, 3)`` array: ``(x_nm, y_nm[, z_nm])`` sites
-        drawn uniformly with replacement, ``density_per_um2 * field-of-view
-        area`` per frame. Any other 2-D array (boolean, or float with more
-        than 3 columns): an image mask of non-negative weights over the field
-        of view (any resolution), ``density_per_um2`` being the mean density
-        over the field (no margin).
+        tube surface. An ``(m, 2)`` or ``(m, 3)`` array: ``(x_nm, y_nm[,
+        z_nm])`` sites drawn uniformly with replacement. Any other 2-D array
+        (boolean, or float with more than 3 columns): an image mask of
+        non-negative weights over the field of view (any resolution), no
+        margin.
     n_filaments : int, default=8
         Number of filaments for ``structure="filaments"``.
     filament_width_nm : float, default=25.0
@@ -563,6 +563,7 @@ default=None
                     segments=segments,
                     width_nm=width,
                     z_range_nm=z_range,
+                    fov=fov,
                 )
             raise ValueError(
                 "structure must be 'uniform', 'filaments', an (m, 2) or (m, 3) array "
@@ -656,12 +657,7 @@ def _simulate_block(c, rng, carried, first):
 
     # Emitters switching on in each frame (a thinned Poisson process: the
     # structure gives candidates, the density gradient keeps a fraction).
-    if c.structure.kind == "uniform":
-        area = c.structure.area_um2
-    else:
-        area = h * w * px * px * 1e-6
-        if c.structure.kind == "filaments":
-            area = c.structure.area_um2
+    area = c.structure.draw_area_um2
     g_max = 1.0 if c.density_gradient is None else max(c.density_gradient)
     rate = density * area * g_max / c.l_on
     births = rng.poisson(rate)
