@@ -223,8 +223,8 @@ def _image_shape(u, v, field_of_view_nm, pixel_size_nm):
     if field_of_view_nm is not None:
         width, height = _pair(field_of_view_nm, "field_of_view_nm", positive=True)
         # The small slack keeps 1.1 / 0.1 = 11.000000000000002 at 11 pixels.
-        cols = math.ceil(width / pixel_size_nm - 1e-9)
-        rows = math.ceil(height / pixel_size_nm - 1e-9)
+        cols = max(1, math.ceil(width / pixel_size_nm - 1e-9))
+        rows = max(1, math.ceil(height / pixel_size_nm - 1e-9))
     elif len(u) == 0:
         raise ValueError(
             "cannot size the image of an empty table; pass field_of_view_nm="
