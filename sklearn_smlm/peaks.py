@@ -4,7 +4,6 @@ import numbers
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import maximum_filter1d
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator
 
@@ -106,15 +105,14 @@ def find_peaks(maps, threshold, *, min_distance=1, exclude_border=False, refine=
             f"exclude_border must be a bool or an integer >= 0, got {exclude_border!r}."
         )
 
-    size = 2 * min_distance + 1
-    # Separable max filter over the whole stack: far cheaper than a 2-D one
-    # (method.md section 10). "nearest" never brings in a larger value.
-    local_max = maximum_filter1d(maps, size, axis=2, mode="nearest")
-    local_max = maximum_filter1d(local_max, size, axis=1, mode="nearest")
+    local_max = _max_filter(maps, min_distance)
     is_peak = maps > threshold
     is_peak &= maps == local_max
-    frame, row, col = np.nonzero(is_peak)
     _, height, width = maps.shape
+    # flatnonzero on the flat mask is several times faster than a 3-D nonzero
+    flat = np.flatnonzero(is_peak)
+    frame, pixel = np.divmod(flat, height * width)
+    row, col = np.divmod(pixel, width)
 
     if len(frame):
         keep = _first_of_plateau(maps, frame, row, col, min_distance)
@@ -142,6 +140,27 @@ def find_peaks(maps, threshold, *, min_distance=1, exclude_border=False, refine=
             dy[~ok], dx[~ok], height_log[~ok] = qy, qx, qh
     value = np.expm1(height_log)
     return frame, row + dy, col + dx, value
+
+
+def _max_filter(maps, radius):
+    """Maximum over the (2 radius + 1)^2 window of each pixel, map by map.
+
+    Separable (rows, then columns) over the whole stack at once, with shifted
+    in-place maxima: far cheaper than a 2-D filter or than scipy's
+    ``maximum_filter1d`` for these small windows (method.md section 10). The
+    window is cut at the edges of the map, which never adds a larger value.
+    """
+    out = maps
+    for axis in (2, 1):
+        source, out = out, out.copy()
+        for shift in range(1, radius + 1):
+            lead = [slice(None)] * 3
+            lag = [slice(None)] * 3
+            lead[axis], lag[axis] = slice(shift, None), slice(None, -shift)
+            lead, lag = tuple(lead), tuple(lag)
+            np.maximum(out[lead], source[lag], out=out[lead])
+            np.maximum(out[lag], source[lead], out=out[lag])
+    return out
 
 
 def _refine_quadratic(patches):
