@@ -34,6 +34,11 @@ def check_frames(X, *, name="X", dtype=np.float32, allow_single=True):
         For a wrong number of dimensions, an empty stack or empty frames, and
         NaN or infinite values.
     """
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            f"{name} is a sparse matrix; sparse input is not supported: frames are "
+            "dense images of shape (n_frames, height, width)."
+        )
     if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
         try:
             raw = np.asarray(X)
@@ -51,6 +56,15 @@ def check_frames(X, *, name="X", dtype=np.float32, allow_single=True):
             f"{name} is a boolean array; frames must hold camera counts (ADU) or "
             "photons."
         )
+    if np.issubdtype(raw.dtype, np.complexfloating):
+        raise ValueError(f"Complex data not supported: {name} has dtype {raw.dtype}.")
+    if raw.dtype == object:
+        try:
+            raw = raw.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{name} holds objects that are not numbers: {exc}"
+            ) from exc
     if not (
         np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)
     ):

@@ -589,7 +589,6 @@ augment, precision, device, random_state, verbose
             self.normalizer_.transform(frames), batch_size=batch_size
         )
 
-    transform = predict_maps
 
     def predict(self, X, *, batch_size=None):
         """Localize the emitters of camera frames.

@@ -1,0 +1,301 @@
+import json
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+
+from sklearn_smlm import (
+    DistanceTransformLocalizer,
+    DistanceTransformRegressor,
+    FrameNormalizer,
+    PAFPSimulator,
+    PeakExtractor,
+    jaccard_scorer,
+    load_model,
+)
+from sklearn_smlm.localizer import MODEL_FORMAT_VERSION, ModelFileError
+
+TINY = dict(n_layers=2, n_channels=8, batch_size=8, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    sim = PAFPSimulator(frame_shape=(16, 16), density_per_um2=1.0, random_state=0)
+    return sim.simulate(24)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y = data
+    return DistanceTransformLocalizer(
+        max_epochs=3, validation_fraction=0.25, upscaling=3, d_max=15.0, **TINY
+    ).fit(X, y)
+
+
+def test_fit_lowers_the_loss(fitted):
+    history = fitted.net_.history
+    assert len(history) == 3
+    assert history[-1, "train_loss"] < history[0, "train_loss"]
+    assert history[-1, "valid_loss"] < history[0, "valid_loss"]
+
+
+def test_predict_returns_table_in_field_of_view(fitted, data):
+    X, _ = data
+    table = fitted.set_params(threshold=1.0).predict(X)
+    assert list(table.columns) == ["frame", "x_nm", "y_nm", "score"]
+    assert table["frame"].dtype == np.int64
+    assert table["frame"].between(0, len(X) - 1).all()
+    assert table["x_nm"].between(0, 1600).all() and table["y_nm"].between(0, 1600).all()
+    assert (table["score"] > 1.0).all()
+    # frame numbers are those of X: predicting frames one by one agrees
+    single = fitted.predict(X[5])
+    expected = table[table["frame"] == 5].drop(columns="frame").reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        single.drop(columns="frame"), expected, check_exact=False, atol=1e-3
+    )
+
+
+def test_predict_maps_shape_and_scale(fitted, data):
+    X, _ = data
+    maps = fitted.predict_maps(X[:2])
+    assert maps.shape == (2, 48, 48) and maps.dtype == np.float32
+
+
+def test_predict_empty_frame_gives_empty_table(fitted):
+    table = fitted.set_params(threshold=1e9).predict(np.full((2, 16, 16), 100.0))
+    assert len(table) == 0
+    assert list(table.columns) == ["frame", "x_nm", "y_nm", "score"]
+
+
+def test_same_seed_same_network(data):
+    X, y = data
+    a = DistanceTransformLocalizer(max_epochs=1, validation_fraction=0, **TINY).fit(
+        X, y
+    )
+    b = DistanceTransformLocalizer(max_epochs=1, validation_fraction=0, **TINY).fit(
+        X, y
+    )
+    for pa, pb in zip(
+        a.net_.module_.parameters(), b.net_.module_.parameters(), strict=True
+    ):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+
+
+def test_learns_to_localize_isolated_spots():
+    # A network trained on sparse bright spots must find them: a real check of
+    # the whole path (encoding, training, peaks, coordinates).
+    sim = PAFPSimulator(
+        frame_shape=(16, 16), density_per_um2=0.8, photons=3000.0, random_state=1
+    )
+    X, y = sim.simulate(160)
+    loc = DistanceTransformLocalizer(
+        n_layers=4,
+        n_channels=16,
+        upscaling=3,
+        d_max=15.0,
+        max_epochs=12,
+        lr=3e-3,
+        validation_fraction=0.1,
+        threshold=150.0,
+        random_state=0,
+    ).fit(X, y)
+    Xt, yt = PAFPSimulator(
+        frame_shape=(16, 16), density_per_um2=0.8, photons=3000.0, random_state=2
+    ).simulate(20)
+    assert loc.score(Xt, yt) > 0.6
+
+
+@pytest.mark.parametrize(
+    "X, error, match",
+    [
+        (np.zeros((2, 3, 4, 5)), ValueError, "shape"),
+        (np.full((2, 16, 16), np.nan), ValueError, "NaN"),
+        (np.zeros((0, 16, 16)), ValueError, "no frames"),
+        (np.zeros((1, 16, 16), dtype=bool), TypeError, "boolean"),
+    ],
+)
+def test_predict_rejects_bad_frames(fitted, X, error, match):
+    with pytest.raises(error, match=match):
+        fitted.predict(X)
+
+
+def test_predict_before_fit():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        DistanceTransformLocalizer().predict(np.zeros((1, 8, 8)))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"alpha": -1.0}, "alpha"),
+        ({"upscaling": 0}, "upscaling"),
+        ({"dropout": 1.5}, "dropout"),
+        ({"upsampling": "nearest"}, "upsampling"),
+        ({"threshold": float("nan")}, "threshold"),
+        ({"precision": "fp8"}, "precision"),
+    ],
+)
+def test_bad_parameters_fail_in_fit(data, params, match):
+    X, y = data
+    with pytest.raises(ValueError, match=match):
+        DistanceTransformLocalizer(max_epochs=1, **{**TINY, **params}).fit(X, y)
+
+
+def test_mismatched_targets(data):
+    X, y = data
+    with pytest.raises(ValueError, match="frame"):
+        DistanceTransformLocalizer(**TINY).fit(X, y[:-1])
+
+
+def test_save_load_round_trip(fitted, data, tmp_path):
+    X, _ = data
+    path = fitted.save(tmp_path / "model.pt")
+    loaded = load_model(path, device="cpu")
+    pd.testing.assert_frame_equal(loaded.predict(X), fitted.predict(X))
+    assert loaded.get_params()["n_layers"] == 2
+    assert loaded.model_metadata_["format_version"] == MODEL_FORMAT_VERSION
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_load_rejects_altered_corrupt_and_foreign_files(fitted, tmp_path):
+    path = fitted.save(tmp_path / "model.pt")
+    payload = torch.load(path, weights_only=True)
+
+    altered = dict(payload, state_dict=dict(payload["state_dict"]))
+    key = next(iter(altered["state_dict"]))
+    altered["state_dict"][key] = altered["state_dict"][key] + 1.0
+    torch.save(altered, tmp_path / "altered.pt")
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_model(tmp_path / "altered.pt")
+
+    (tmp_path / "cut.pt").write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ModelFileError, match="cut.pt"):
+        load_model(tmp_path / "cut.pt")
+
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(ModelFileError, match="not an sklearn-smlm model"):
+        load_model(tmp_path / "other.pt")
+
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_load_rejects_other_format_version(fitted, tmp_path):
+    from sklearn_smlm.localizer import _checksum
+
+    path = fitted.save(tmp_path / "model.pt")
+    payload = torch.load(path, weights_only=True)
+    metadata = json.loads(payload["metadata"])
+    metadata["format_version"] = MODEL_FORMAT_VERSION + 1
+    metadata["library_version"] = "9.0.0"
+    payload["metadata"] = json.dumps(metadata)
+    payload["sha256"] = _checksum(payload["metadata"], payload["state_dict"])
+    torch.save(payload, tmp_path / "future.pt")
+    with pytest.raises(ModelFileError, match="format version 2.*9.0.0"):
+        load_model(tmp_path / "future.pt")
+
+
+def test_load_does_not_unpickle_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"format": "sklearn-smlm-model", "evil": Evil()}, tmp_path / "e.pt")
+    with pytest.raises(ModelFileError, match="e.pt"):
+        load_model(tmp_path / "e.pt")
+
+
+def test_joblib_pickle(fitted, data, tmp_path):
+    X, _ = data
+    joblib.dump(fitted, tmp_path / "loc.joblib")
+    again = joblib.load(tmp_path / "loc.joblib")
+    pd.testing.assert_frame_equal(again.predict(X), fitted.predict(X))
+
+
+def test_clone_keeps_params_only(fitted):
+    fresh = clone(fitted)
+    assert fresh.get_params() == fitted.get_params()
+    assert not hasattr(fresh, "net_")
+
+
+def test_partial_fit_continues_training(data):
+    X, y = data
+    loc = DistanceTransformLocalizer(max_epochs=1, validation_fraction=0.25, **TINY)
+    loc.fit(X, y)
+    loc.partial_fit(X, y)
+    assert len(loc.net_.history) == 2
+
+
+def _pipeline(memory=None):
+    return Pipeline(
+        [
+            ("normalize", FrameNormalizer()),
+            (
+                "network",
+                DistanceTransformRegressor(
+                    max_epochs=1, validation_fraction=0, upscaling=3, d_max=15.0, **TINY
+                ),
+            ),
+            ("peaks", PeakExtractor(upscaling=3)),
+        ],
+        memory=memory,
+    )
+
+
+def test_pipeline_does_the_same_job_in_steps(data):
+    X, y = data
+    pipe = _pipeline().fit(X, y)
+    table = pipe.set_params(peaks__threshold=1.0).predict(X)
+    assert list(table.columns) == ["frame", "x_nm", "y_nm", "score"]
+    loc = DistanceTransformLocalizer(
+        max_epochs=1,
+        validation_fraction=0,
+        upscaling=3,
+        d_max=15.0,
+        threshold=1.0,
+        **TINY,
+    ).fit(X, y)
+    pd.testing.assert_frame_equal(loc.predict(X), table)
+
+
+def test_grid_search_threshold_does_not_retrain(data, tmp_path, monkeypatch):
+    X, y = data
+    calls = []
+    original = DistanceTransformRegressor.fit
+
+    def counting_fit(self, X, y):
+        calls.append(self.get_params()["alpha"])
+        return original(self, X, y)
+
+    monkeypatch.setattr(DistanceTransformRegressor, "fit", counting_fit)
+    search = GridSearchCV(
+        _pipeline(memory=str(tmp_path / "cache")),
+        {"network__alpha": [5.0, 7.0], "peaks__threshold": [50.0, 150.0, 300.0]},
+        scoring=jaccard_scorer,
+        cv=2,
+        refit=False,
+    )
+    search.fit(X, y)
+    assert len(search.cv_results_["mean_test_score"]) == 6
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    # 2 alphas x 2 folds: the network was trained 4 times, not 12
+    assert len(calls) == 4
+
+
+def test_grid_search_on_the_localizer(data):
+    X, y = data
+    search = GridSearchCV(
+        DistanceTransformLocalizer(max_epochs=1, validation_fraction=0, **TINY),
+        {"threshold": [100.0, 300.0]},
+        scoring=jaccard_scorer,
+        cv=2,
+    ).fit(X, y)
+    assert search.best_params_["threshold"] in (100.0, 300.0)
+    assert isinstance(search.predict(X), pd.DataFrame)

@@ -1,0 +1,82 @@
+"""scikit-learn's common estimator checks on the network estimators.
+
+The estimators take a stack of frames ``X`` of shape (n_frames, height, width)
+and targets ``y`` as one (k, 2) array of positions per frame. Most common
+checks feed a 2-D ``X`` with a 1-D numeric ``y`` (a regression or
+classification target); a 2-D ``X`` is one frame here and a number is not a
+list of positions, so those checks cannot apply. Each is listed with its reason.
+"""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_smlm import DistanceTransformLocalizer, DistanceTransformRegressor
+
+_Y_IS_POSITIONS = (
+    "y must be a per-frame list of (k, 2) position arrays; the check passes a "
+    "1-D numeric target"
+)
+_NEEDS_Y = {
+    name: _Y_IS_POSITIONS
+    for name in (
+        "check_dict_unchanged",
+        "check_dont_overwrite_parameters",
+        "check_dtype_object",
+        "check_estimators_dtypes",
+        "check_estimators_fit_returns_self",
+        "check_estimators_nan_inf",
+        "check_estimators_overwrite_params",
+        "check_estimators_pickle",
+        "check_f_contiguous_array_estimator",
+        "check_fit2d_predict1d",
+        "check_fit_check_is_fitted",
+        "check_fit_idempotent",
+        "check_fit_score_takes_y",
+        "check_methods_sample_order_invariance",
+        "check_methods_subset_invariance",
+        "check_n_features_in",
+        "check_n_features_in_after_fitting",
+        "check_pipeline_consistency",
+        "check_positive_only_tag_during_fit",
+        "check_readonly_memmap_input",
+        "check_transformer_general",
+        "check_transformer_preserve_dtypes",
+    )
+}
+_OTHER = {
+    "check_fit2d_1sample": "a 2-D X is one frame, not samples; " + _Y_IS_POSITIONS,
+    "check_fit2d_1feature": "a 2-D X is one frame, not features; " + _Y_IS_POSITIONS,
+    "check_estimators_empty_data_messages": (
+        "the error names empty frames, not features"
+    ),
+    "check_requires_y_none": (
+        "the message says y must be a list of positions, the check wants "
+        "classification wording"
+    ),
+    "check_transformer_data_not_an_array": (
+        "X is converted with numpy; the check's _NotAnArray is a 2-D sample "
+        "matrix passed with a 1-D numeric y"
+    ),
+}
+
+
+def _expected_failed_checks(estimator):
+    return {**_NEEDS_Y, **_OTHER}
+
+
+TINY = dict(
+    n_layers=1,
+    n_channels=2,
+    max_epochs=1,
+    validation_fraction=0,
+    upscaling=2,
+    d_max=4.0,
+    random_state=0,
+)
+
+
+@parametrize_with_checks(
+    [DistanceTransformLocalizer(**TINY), DistanceTransformRegressor(**TINY)],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
