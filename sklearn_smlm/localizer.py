@@ -589,7 +589,6 @@ augment, precision, device, random_state, verbose
             self.normalizer_.transform(frames), batch_size=batch_size
         )
 
-
     def predict(self, X, *, batch_size=None):
         """Localize the emitters of camera frames.
 
@@ -609,8 +608,55 @@ augment, precision, device, random_state, verbose
         """
         check_is_fitted(self, "regressor_")
         self._check_threshold()
+        if hasattr(X, "iter_chunks"):  # a TiffStack: stream it
+            tables = list(self.iter_predict(X, batch_size=batch_size))
+            return pd.concat(tables, ignore_index=True)
         frames = check_frames(X)
         return self._predict_frames(frames, batch_size=batch_size)
+
+    def iter_predict(self, frames, *, chunk_size=256, batch_size=None):
+        """Localize a stack chunk by chunk, with memory bounded by the chunk.
+
+        Parameters
+        ----------
+        frames : ndarray, TiffStack or sequence of frames
+            Anything with ``len`` and slicing along the first axis (a numpy
+            memory map, a :class:`~sklearn_smlm.io.TiffStack`, a zarr or dask
+            array), or an object with ``iter_chunks(chunk_size)`` yielding
+            ``(start_frame, chunk)`` pairs.
+        chunk_size : int, default=256
+            Frames read and localized at a time.
+        batch_size : int, optional
+            Frames per forward pass.
+
+        Yields
+        ------
+        table : pandas.DataFrame
+            The localizations of one chunk; ``frame`` numbers are global
+            (0-based in the whole stack).
+        """
+        check_is_fitted(self, "regressor_")
+        self._check_threshold()
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
+            raise TypeError(f"chunk_size must be an integer, got {chunk_size!r}.")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
+        if hasattr(frames, "iter_chunks"):
+            chunks = frames.iter_chunks(chunk_size)
+        else:
+            if not hasattr(frames, "__len__") or not hasattr(frames, "__getitem__"):
+                raise TypeError(
+                    "frames must be an array, a TiffStack or a sequence of frames, "
+                    f"got {type(frames).__name__}."
+                )
+            n = len(frames)
+            chunks = (
+                (start, frames[start : start + chunk_size])
+                for start in range(0, n, chunk_size)
+            )
+        for start, chunk in chunks:
+            chunk = check_frames(np.asarray(chunk), name=f"frames {start}+")
+            yield self._predict_frames(chunk, batch_size=batch_size, frame_offset=start)
 
     def _predict_frames(self, frames, *, batch_size=None, frame_offset=0):
         batch_size = batch_size or 2 * self.batch_size

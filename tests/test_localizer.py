@@ -299,3 +299,20 @@ def test_grid_search_on_the_localizer(data):
     ).fit(X, y)
     assert search.best_params_["threshold"] in (100.0, 300.0)
     assert isinstance(search.predict(X), pd.DataFrame)
+
+
+def test_iter_predict_streams_with_global_frames(fitted, data, tmp_path):
+    from sklearn_smlm.io import TiffStack, write_stack
+
+    X, _ = data
+    fitted.set_params(threshold=1.0)
+    whole = fitted.predict(X)
+    parts = list(fitted.iter_predict(X, chunk_size=5))
+    assert len(parts) == 5
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+    write_stack(tmp_path / "stack.tif", X)
+    with TiffStack(tmp_path / "stack.tif") as stack:
+        from_disk = fitted.predict(stack)
+    pd.testing.assert_frame_equal(from_disk, whole)
+    with pytest.raises(ValueError, match="chunk_size"):
+        next(fitted.iter_predict(X, chunk_size=0))
