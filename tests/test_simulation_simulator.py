@@ -297,6 +297,31 @@ def test_filaments_put_emitters_on_thin_curves():
     # same seed -> same filaments
     t2 = sim.simulate(64, return_table=True)[1]
     pd.testing.assert_frame_equal(t, t2)
+    # the density counts emitters per um^2 of field of view here too
+    assert len(t) / 64 == pytest.approx(3.0 * 3.2 * 3.2, rel=0.25)
+
+
+def test_3d_sites_make_a_3d_sample_with_wide_enough_window():
+    sites = np.array([[1600.0, 1600.0, 0.0], [1600.0, 1600.0, 900.0]])
+    sim = _sim(
+        frame_shape=(32, 32),
+        density_per_um2=0.2,
+        structure=sites,
+        camera="ideal",
+        background_photons=0.0,
+        photons=1000.0,
+        photon_distribution="constant",
+        psf_sigma_nm=100.0,
+        focal_depth_nm=300.0,
+    )
+    X, table = sim.simulate(64, return_table=True)
+    assert set(np.round(table["z_nm"])) <= {0.0, 900.0}
+    np.testing.assert_allclose(
+        table["sigma_nm"], 100.0 * np.sqrt(1 + (table["z_nm"] / 300.0) ** 2)
+    )
+    # a defocused spot (sigma 316 nm) keeps nearly all its light in the frame
+    counts = np.bincount(table["frame"], minlength=64)
+    np.testing.assert_allclose(X.sum() / counts.sum(), 1000.0, rtol=0.02)
 
 
 def test_scmos_maps():

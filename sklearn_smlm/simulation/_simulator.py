@@ -82,7 +82,8 @@ class PAFPSimulator(BaseEstimator):
         margin (same density). "filaments": on ``n_filaments`` random smooth
         tubes drawn once per call (fixed over the movie), emitters on the
         tube surface. An ``(m, 2)`` or ``(m, 3)`` array: ``(x_nm, y_nm[,
-        z_nm])`` sites drawn uniformly with replacement. Any other 2-D array
+        z_nm])`` sites drawn uniformly with replacement (3 columns make the
+        sample 3D). Any other 2-D array
         (boolean, or float with more than 3 columns): an image mask of
         non-negative weights over the field of view (any resolution), no
         margin.
@@ -476,8 +477,16 @@ default=None
                 np.sign(astig) or 1.0
             )
         sigma_max = max(ranged["sigma"])
+        z_abs = []
         if z_range is not None:
-            zmax = max(abs(z_range[0]), abs(z_range[1])) + abs(astig or 0.0)
+            z_abs.append(max(abs(z_range[0]), abs(z_range[1])) + 25.0)
+        if not isinstance(self.structure, str):
+            sites = np.asarray(self.structure)
+            if sites.ndim == 2 and sites.shape[1] == 3 and sites.dtype != bool:
+                z_abs.append(float(np.nanmax(np.abs(sites[:, 2]), initial=0.0)))
+        if z_abs or astig is not None:
+            # widest PSF in the sample (the filament radius may add a little z)
+            zmax = max(z_abs, default=0.0) + abs(astig or 0.0)
             sigma_max *= np.sqrt(1.0 + (zmax / focal_depth) ** 2)
         if self.margin_nm is None:
             margin = 4.0 * sigma_max
