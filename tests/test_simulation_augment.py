@@ -133,3 +133,25 @@ def test_simulator_augment_moves_frames_and_truth_together(shape):
         used.add(k)
         np.testing.assert_allclose(ya[f], dihedral_positions(yn[f], k, shape, PX))
     assert used == set(ks)
+
+
+def test_astigmatic_augmentation_keeps_axes():
+    params = dict(
+        frame_shape=(12, 12),
+        density_per_um2=3.0,
+        z_range_nm=(-400.0, 400.0),
+        astigmatism_nm=200.0,
+        random_state=4,
+    )
+    Xn, yn = PAFPSimulator(**params).simulate(32)
+    Xa, ya = PAFPSimulator(augment=True, **params).simulate(32)
+    for f in range(32):
+        matches = [
+            k
+            for k in range(8)
+            if np.array_equal(
+                augment_dihedral(Xn[f : f + 1], [yn[f]], pixel_size_nm=PX, k=k)[0][0],
+                Xa[f],
+            )
+        ]
+        assert matches and matches[0] in (0, 2, 4, 6)

@@ -159,8 +159,10 @@ shape frame_shape, optional
         right column, linear in x.
     augment : bool, default=False
         Apply a random flip/rotation (:func:`augment_dihedral`) to each
-        frame and its positions; only the four shape-preserving ones for
-        non-square frames.
+        frame and its positions; only the four that keep the x and y axes
+        (identity, 180-degree turn, left-right and up-down flips) for
+        non-square frames and for an astigmatic PSF, whose x and y widths a
+        quarter turn would swap.
     random_state : int, numpy.random.Generator, RandomState or None, \
 default=None
         Seed. An int gives the same movie at every call.
@@ -802,7 +804,10 @@ def _simulate_block(c, rng, carried, first):
     bg_at = bg[frame_in, row, col]
 
     if c.augment:
-        choices = np.arange(8) if h == w else np.array(SHAPE_PRESERVING)
+        # quarter turns would swap H and W, and for an astigmatic PSF the x
+        # and y widths (so the sign of z): keep the axes in those cases
+        keep_axes = h != w or c.astigmatism_nm is not None
+        choices = np.array(SHAPE_PRESERVING) if keep_axes else np.arange(8)
         ks = choices[rng.integers(0, len(choices), F)]
         for j in np.unique(ks):
             sel = ks == j
