@@ -1,0 +1,172 @@
+"""Sphinx configuration of the sklearn-smlm documentation.
+
+Build (from the repository root)::
+
+    python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+Environment variables
+---------------------
+SKLEARN_SMLM_INTERSPHINX
+    ``1`` links to the numpy, scipy, scikit-learn, pandas, matplotlib and
+    torch documentation (needs network access to fetch their inventories);
+    ``0`` turns the links off; unset (the default) probes the hosts once with
+    a short timeout and turns the links on only when all of them answer. So a
+    build without network (a laptop on a train, a sandboxed CI runner) still
+    passes with ``-W``: the cross-references then render as plain code
+    instead of links, and no warning is emitted for them.
+SKLEARN_SMLM_GALLERY
+    ``0`` skips running the gallery examples (fast builds while editing
+    prose); anything else runs them, which is what CI does.
+SKLEARN_SMLM_GALLERY_FILTER
+    A regular expression: run only the matching examples (sphinx-gallery's
+    ``filename_pattern``).
+"""
+
+import os
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import sklearn_smlm
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+sys.path.insert(0, str(DOCS / "_ext"))
+
+# Examples and doctests must not try to open windows, nor fight the build for
+# the CPU with many BLAS/torch threads.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+# -- project -----------------------------------------------------------------
+project = "sklearn-smlm"
+author = "sklearn-smlm developers"
+copyright = "sklearn-smlm developers, BSD-3-Clause"
+release = sklearn_smlm.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "sphinx.ext.intersphinx",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+    "smlm_docs",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    "**/README.rst",  # gallery section headers, read by sphinx-gallery only
+    "sg_execution_times.rst",
+    "_generated/*.md",
+]
+default_role = "code"
+root_doc = "index"
+today_fmt = "%Y-%m-%d"
+
+# -- autodoc / autosummary / numpydoc ------------------------------------------
+autosummary_generate = True
+autosummary_imported_members = True
+autodoc_default_options = {"members": True, "inherited-members": True}
+autodoc_typehints = "none"
+# The estimators' docstrings list their parameters already; numpydoc would
+# otherwise add an autosummary table of every method, which with
+# inherited-members repeats scikit-learn's get_params/set_params text.
+numpydoc_show_class_members = False
+numpydoc_show_inherited_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = True
+numpydoc_xref_param_type = False
+
+# -- HTML --------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = f"sklearn-smlm {release}"
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
+html_theme_options = {
+    "navbar_end": ["navbar-icon-links"],
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "secondary_sidebar_items": ["page-toc", "sg_download_links", "sg_launcher_links"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+}
+html_sidebars = {"index": [], "getting_started": [], "benchmarks": []}
+html_show_sourcelink = False
+
+# -- sphinx-gallery ------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": str(ROOT / "examples"),
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": os.environ.get("SKLEARN_SMLM_GALLERY_FILTER", r"/plot_"),
+    "plot_gallery": os.environ.get("SKLEARN_SMLM_GALLERY", "1") != "0",
+    "within_subsection_order": "FileNameSortKey",
+    "subsection_order": [
+        str(ROOT / "examples" / name)
+        for name in (
+            "simulation",
+            "localization",
+            "model_selection",
+            "evaluation",
+            "rendering",
+        )
+    ],
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "show_memory": False,
+    "min_reported_time": 1,
+    # Each example is a story a reader runs top to bottom; a failing one
+    # breaks the build (with -W) instead of shipping a broken page.
+    "abort_on_example_error": False,
+    "only_warn_on_example_error": False,
+    "doc_module": ("sklearn_smlm",),
+    "backreferences_dir": None,
+    "reference_url": {"sklearn_smlm": None},
+    "matplotlib_animations": False,
+    "image_scrapers": ("matplotlib",),
+}
+
+# -- intersphinx (offline-safe, see the module docstring) -----------------------
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3", None),
+    "numpy": ("https://numpy.org/doc/stable", None),
+    "scipy": ("https://docs.scipy.org/doc/scipy", None),
+    "sklearn": ("https://scikit-learn.org/stable", None),
+    "pandas": ("https://pandas.pydata.org/docs", None),
+    "matplotlib": ("https://matplotlib.org/stable", None),
+    "torch": ("https://docs.pytorch.org/docs/stable", None),
+}
+intersphinx_timeout = 10
+
+
+def _hosts_reachable(urls, timeout=3.0):
+    for url in urls:
+        host = urlparse(url).hostname
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+        except OSError:
+            return False
+    return True
+
+
+_intersphinx = os.environ.get("SKLEARN_SMLM_INTERSPHINX", "auto")
+if _intersphinx == "auto":
+    _use_intersphinx = _hosts_reachable(u for u, _ in intersphinx_mapping.values())
+else:
+    _use_intersphinx = _intersphinx == "1"
+if not _use_intersphinx:
+    # Keep the extension loaded (so :external: roles still parse) but with no
+    # inventory to fetch: nothing is downloaded and nothing warns.
+    intersphinx_mapping = {}
+print(f"[conf.py] intersphinx {'on' if _use_intersphinx else 'off (no network)'}")
+
+# -- files copied in at build time ----------------------------------------------
+_GENERATED = DOCS / "_generated"
+_GENERATED.mkdir(exist_ok=True)
+_summary = ROOT / "benchmarks" / "results" / "SUMMARY.md"
+(_GENERATED / "has_summary.txt").write_text(str(_summary.is_file()))
