@@ -19,8 +19,6 @@ frames of moderately high density.
 # %%
 # Data
 # ----
-import matplotlib.pyplot as plt
-
 from sklearn_smlm import DistanceTransformLocalizer, GaussianFitLocalizer, PAFPSimulator
 from sklearn_smlm.metrics import (
     localization_metrics,

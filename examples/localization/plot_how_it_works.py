@@ -19,7 +19,6 @@ test frame through every stage.
 # Sparse-to-medium density frames of 32 x 32 pixels of 100 nm, with the
 # emitters' true positions as the targets.
 import matplotlib.pyplot as plt
-import numpy as np
 
 from sklearn_smlm import DistanceTransformLocalizer, PAFPSimulator
 from sklearn_smlm.encoding import distance_transform_maps
@@ -60,7 +59,8 @@ loc.fit(X_train, y_train)
 # 1. the camera frame (ADU);
 # 2. the training target of that frame: the distance transform of its true
 #    positions, :func:`~sklearn_smlm.encoding.distance_transform_maps`;
-# 3. the network's prediction for it, :meth:`~sklearn_smlm.DistanceTransformLocalizer.predict_maps`;
+# 3. the network's prediction for it,
+#    :meth:`~sklearn_smlm.DistanceTransformLocalizer.predict_maps`;
 # 4. the detections (local maxima above ``threshold``, red crosses) against
 #    the truth (green circles).
 frame = 0

@@ -73,6 +73,7 @@ for ax, image, title in zip(
     axes,
     [X_test[0], normalized[0], maps[0]],
     ["camera frame (ADU)", "normalized frame", "predicted map (7x finer)"],
+    strict=True,
 ):
     im = ax.imshow(image, cmap="gray" if image is not maps[0] else "magma")
     fig.colorbar(im, ax=ax, shrink=0.75)

@@ -65,7 +65,7 @@ panels = [
     (auto_contrast(histogram), "histogram (20 nm pixels)"),
     (auto_contrast(gaussian, gamma=0.7), "Gaussians of the uncertainty (10 nm)"),
 ]
-for ax, (image, title) in zip(axes, panels):
+for ax, (image, title) in zip(axes, panels, strict=True):
     ax.imshow(image, cmap="hot", extent=(0, 4, 4, 0))
     ax.set_title(title, fontsize="medium")
     ax.set_xlabel("x (um)")

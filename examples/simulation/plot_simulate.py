@@ -77,7 +77,7 @@ cameras = {
     "scmos": PAFPSimulator(camera="scmos", e_per_adu=0.5, read_noise_e=1.5, **params),
 }
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), layout="constrained")
-for ax, (name, camera_sim) in zip(axes, cameras.items()):
+for ax, (name, camera_sim) in zip(axes, cameras.items(), strict=True):
     frames, _ = camera_sim.simulate(1)
     im = ax.imshow(frames[0], cmap="gray")
     fig.colorbar(im, ax=ax, shrink=0.8, label="photons" if name == "ideal" else "ADU")
