@@ -866,6 +866,14 @@ def _save_sweep_plot(truth, locs, path, matching, border_nm, fov):
     return sweep
 
 
+def _make_readable(path):
+    # mkstemp creates files readable by their owner only; give the result the
+    # permissions of a normally created file.
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def _atomic_savefig(figure, path):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -874,6 +882,7 @@ def _atomic_savefig(figure, path):
     os.close(fd)
     try:
         figure.savefig(tmp, dpi=120)
+        _make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -1108,6 +1117,7 @@ def _write_json(path, data):
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2)
             f.write("\n")
+        _make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
