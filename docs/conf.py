@@ -24,7 +24,6 @@ SKLEARN_SMLM_GALLERY_FILTER
 
 import os
 import socket
-import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,7 +31,6 @@ import sklearn_smlm
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-sys.path.insert(0, str(DOCS / "_ext"))
 
 # Examples and doctests must not try to open windows, nor fight the build for
 # the CPU with many BLAS/torch threads.
@@ -53,7 +51,6 @@ extensions = [
     "sphinx.ext.intersphinx",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
-    "smlm_docs",
 ]
 
 templates_path = ["_templates"]
@@ -100,10 +97,17 @@ html_sidebars = {"index": [], "getting_started": [], "benchmarks": []}
 html_show_sourcelink = False
 
 # -- sphinx-gallery ------------------------------------------------------------
+# The "localize a stack" example uses the pretrained model shipped in the
+# package. While that file does not exist (a fresh checkout before
+# scripts/train_pretrained.py was run), the example is shown but not run.
+_PRETRAINED = ROOT / "sklearn_smlm" / "models" / "default.pt"
+_RUN_PATTERN = r"/plot_" if _PRETRAINED.is_file() else r"/plot_(?!localize_stack)"
+if not _PRETRAINED.is_file():
+    print(f"[conf.py] {_PRETRAINED} missing: plot_localize_stack.py is not run")
 sphinx_gallery_conf = {
     "examples_dirs": str(ROOT / "examples"),
     "gallery_dirs": "auto_examples",
-    "filename_pattern": os.environ.get("SKLEARN_SMLM_GALLERY_FILTER", r"/plot_"),
+    "filename_pattern": os.environ.get("SKLEARN_SMLM_GALLERY_FILTER", _RUN_PATTERN),
     "plot_gallery": os.environ.get("SKLEARN_SMLM_GALLERY", "1") != "0",
     "within_subsection_order": "FileNameSortKey",
     "subsection_order": [
@@ -165,8 +169,109 @@ if not _use_intersphinx:
     intersphinx_mapping = {}
 print(f"[conf.py] intersphinx {'on' if _use_intersphinx else 'off (no network)'}")
 
-# -- files copied in at build time ----------------------------------------------
+# -- pages made at build time ------------------------------------------------------
+# docs/_generated/ (git-ignored) holds snippets included by benchmarks.rst and
+# user_guide/model_card.rst, so those pages show what exists at build time.
+try:
+    import myst_parser  # noqa: F401
+
+    extensions.append("myst_parser")
+    _HAVE_MYST = True
+except ImportError:
+    _HAVE_MYST = False
+
 _GENERATED = DOCS / "_generated"
 _GENERATED.mkdir(exist_ok=True)
-_summary = ROOT / "benchmarks" / "results" / "SUMMARY.md"
-(_GENERATED / "has_summary.txt").write_text(str(_summary.is_file()))
+
+
+def _write_benchmark_summary():
+    summary = ROOT / "benchmarks" / "results" / "SUMMARY.md"
+    out = _GENERATED / "benchmarks_summary.rst"
+    if not summary.is_file():
+        out.write_text(
+            ".. note::\n\n"
+            "   ``benchmarks/results/SUMMARY.md`` did not exist when these pages were\n"
+            "   built. Run the benchmark scripts (see below), then rebuild the\n"
+            "   documentation to show their summary here.\n"
+        )
+        return
+    copy = _GENERATED / "SUMMARY.md"
+    copy.write_text(summary.read_text(encoding="utf-8"), encoding="utf-8")
+    if _HAVE_MYST:
+        out.write_text(".. include:: SUMMARY.md\n   :parser: myst_parser.sphinx_\n")
+    else:  # still readable: Markdown tables are plain text
+        out.write_text(".. literalinclude:: SUMMARY.md\n   :language: markdown\n")
+
+
+def _rst_table(header, rows):
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [header, *rows]:
+        lines.append(f"   * - {row[0]}")
+        lines += [f"     - {cell}" for cell in row[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def _write_model_card_snippet():
+    """Describe the shipped model from the metadata saved in its own file."""
+    out = _GENERATED / "model_card_metadata.rst"
+    if not _PRETRAINED.is_file():
+        out.write_text(
+            ".. note::\n\n"
+            "   The model file ``sklearn_smlm/models/default.pt`` was not present\n"
+            "   when these pages were built, so its recorded training metadata\n"
+            "   cannot be shown here. Run ``scripts/train_pretrained.py`` and\n"
+            "   rebuild.\n"
+        )
+        return
+    from sklearn_smlm import load_model
+
+    model = load_model(_PRETRAINED, device="cpu")
+    meta = model.model_metadata_
+    info = meta.get("training") or {}
+    params = meta["params"]
+    parts = [
+        "Read from the model file when these pages were built.\n",
+        _rst_table(
+            ["property", "value"],
+            [
+                ["sklearn-smlm version that saved it", meta.get("library_version")],
+                ["torch version", meta.get("torch_version")],
+                ["training frames", info.get("n_frames", "?")],
+                ["frame shape", " x ".join(map(str, meta["frame_shape"]))],
+                ["epochs run", meta.get("n_epochs")],
+                ["training time (min)", info.get("training_minutes", "?")],
+                [
+                    "network",
+                    f"{params['n_layers']} layers x "
+                    f"{params['n_channels']} channels, {params['upsampling']} head, "
+                    f"r = {params['upscaling']}",
+                ],
+                ["target", f"alpha = {params['alpha']}, d_max = {params['d_max']}"],
+                ["dropout", params["dropout"]],
+                ["threshold", params["threshold"]],
+            ],
+        ),
+    ]
+    sweep = info.get("threshold_sweep")
+    if sweep:
+        parts += [
+            "\nMean Jaccard index (250 nm) over the validation conditions, by "
+            "threshold:\n",
+            _rst_table(
+                ["threshold", "mean Jaccard"], [[t, v] for t, v in sweep.items()]
+            ),
+        ]
+    validation = info.get("validation_at_threshold")
+    if validation:
+        parts += [
+            "\nPer condition at the chosen threshold (fresh simulated frames):\n",
+            _rst_table(
+                ["condition", "Jaccard (250 nm)", "RMSE (nm)"],
+                [[k, v["jaccard"], v["rmse_nm"]] for k, v in validation.items()],
+            ),
+        ]
+    out.write_text("\n".join(parts))
+
+
+_write_benchmark_summary()
+_write_model_card_snippet()
