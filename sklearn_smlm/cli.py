@@ -26,6 +26,7 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -559,7 +560,9 @@ class _Reporter:
             unit=unit,
             file=sys.stderr,
             disable=disable,
-            dynamic_ncols=True,
+            # some terminals (docker exec -t, script) report 0 columns, where
+            # tqdm's own detection draws an empty bar
+            ncols=shutil.get_terminal_size().columns or 80,
             smoothing=0.1,
         )
 
@@ -750,8 +753,7 @@ class _StreamingCSV:
         if self.format != "native" and "id" not in table.columns:
             table = table.copy()
             table.insert(0, "id", range(self.n_rows + 1, self.n_rows + len(table) + 1))
-        folder = os.path.dirname(os.path.abspath(self.path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".chunk.", suffix=".csv")
+        fd, tmp = tempfile.mkstemp(prefix="sklearn-smlm-chunk.", suffix=".csv")
         os.close(fd)
         try:
             write_localizations(table, tmp, format=self.format)
