@@ -60,7 +60,7 @@ exclude_patterns = [
     ".DS_Store",
     "**/README.rst",  # gallery section headers, read by sphinx-gallery only
     "sg_execution_times.rst",
-    "_generated/*.md",
+    "_generated",  # snippets pulled in with .. include::
 ]
 default_role = "code"
 root_doc = "index"
@@ -69,11 +69,14 @@ today_fmt = "%Y-%m-%d"
 # -- autodoc / autosummary / numpydoc ------------------------------------------
 autosummary_generate = True
 autosummary_imported_members = True
-autodoc_default_options = {"members": True, "inherited-members": True}
+# No inherited members: torch's and skorch's base-class docstrings are not
+# ours (and do not all parse as reST); scikit-learn's get_params/set_params are
+# documented by scikit-learn.
+autodoc_default_options = {}
 autodoc_typehints = "none"
 # The estimators' docstrings list their parameters already; numpydoc would
-# otherwise add an autosummary table of every method, which with
-# inherited-members repeats scikit-learn's get_params/set_params text.
+# otherwise add an autosummary table of every method next to the methods
+# autodoc already lists.
 numpydoc_show_class_members = False
 numpydoc_show_inherited_class_members = False
 numpydoc_class_members_toctree = False
@@ -105,13 +108,13 @@ _RUN_PATTERN = r"/plot_" if _PRETRAINED.is_file() else r"/plot_(?!localize_stack
 if not _PRETRAINED.is_file():
     print(f"[conf.py] {_PRETRAINED} missing: plot_localize_stack.py is not run")
 sphinx_gallery_conf = {
-    "examples_dirs": str(ROOT / "examples"),
+    "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": os.environ.get("SKLEARN_SMLM_GALLERY_FILTER", _RUN_PATTERN),
     "plot_gallery": os.environ.get("SKLEARN_SMLM_GALLERY", "1") != "0",
     "within_subsection_order": "FileNameSortKey",
     "subsection_order": [
-        str(ROOT / "examples" / name)
+        f"../examples/{name}"
         for name in (
             "simulation",
             "localization",
@@ -129,8 +132,7 @@ sphinx_gallery_conf = {
     "abort_on_example_error": False,
     "only_warn_on_example_error": False,
     "doc_module": ("sklearn_smlm",),
-    "backreferences_dir": None,
-    "reference_url": {"sklearn_smlm": None},
+    "backreferences_dir": "gen_modules/backreferences",
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
 }
