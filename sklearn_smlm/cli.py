@@ -718,6 +718,13 @@ def _make_localizer(args, pixel_size_nm, reporter):
         )
         loc.pixel_size_nm = pixel_size_nm
     if camera:
+        if loc.normalizer_.get_params().get("min_scale") is None:
+            # Documented property of FrameNormalizer: without min_scale the
+            # normalized frames do not depend on gain or offset.
+            reporter.note(
+                "this model's frame normalization ignores camera gain and offset, "
+                "so the camera options do not change its localizations"
+            )
         _set_camera(loc, camera)
     if args.threshold is not None:
         loc.threshold = args.threshold

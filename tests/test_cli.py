@@ -636,3 +636,21 @@ def test_demo_through_the_entry_point(tiny_model, workdir):
     metrics = json.loads((folder / "metrics.json").read_text())
     truth = read_localizations(folder / "ground_truth.csv")
     assert metrics["tp"] + metrics["fn"] == len(truth) > 0
+
+
+def test_camera_options_do_not_move_a_gain_invariant_model(
+    sim, tiny_model, workdir, capsys
+):
+    common = ["--model", str(tiny_model), "--threshold", LOW_THRESHOLD]
+    plain, converted = workdir / "plain.csv", workdir / "converted.csv"
+    assert main(["localize", str(sim / "frames.tif"), "-o", str(plain), *common]) == 0
+    capsys.readouterr()
+    rc = main(
+        ["localize", str(sim / "frames.tif"), "-o", str(converted), *common]
+        + ["--baseline-adu", "100", "--e-per-adu", "50", "--em-gain", "100"]
+    )
+    assert rc == 0
+    assert "ignores camera gain and offset" in capsys.readouterr().err
+    a, b = read_localizations(plain), read_localizations(converted)
+    assert len(a) == len(b) > 0
+    np.testing.assert_allclose(a["x_nm"], b["x_nm"], atol=1e-2)
