@@ -200,9 +200,13 @@ def _write_benchmark_summary():
     copy = _GENERATED / "SUMMARY.md"
     copy.write_text(summary.read_text(encoding="utf-8"), encoding="utf-8")
     if _HAVE_MYST:
-        out.write_text(".. include:: SUMMARY.md\n   :parser: myst_parser.sphinx_\n")
+        out.write_text(
+            ".. include:: /_generated/SUMMARY.md\n   :parser: myst_parser.sphinx_\n"
+        )
     else:  # still readable: Markdown tables are plain text
-        out.write_text(".. literalinclude:: SUMMARY.md\n   :language: markdown\n")
+        out.write_text(
+            ".. literalinclude:: /_generated/SUMMARY.md\n   :language: markdown\n"
+        )
 
 
 def _rst_table(header, rows):

@@ -69,13 +69,13 @@ normalized = pipe[:1].transform(X_test)
 maps = pipe[:2].transform(X_test)
 
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), layout="constrained")
-for ax, image, title in zip(
-    axes,
-    [X_test[0], normalized[0], maps[0]],
-    ["camera frame (ADU)", "normalized frame", "predicted map (7x finer)"],
-    strict=True,
-):
-    im = ax.imshow(image, cmap="gray" if image is not maps[0] else "magma")
+panels = [
+    (X_test[0], "gray", "camera frame (ADU)"),
+    (normalized[0], "gray", "normalized frame"),
+    (maps[0], "magma", "predicted map (7x finer)"),
+]
+for ax, (image, cmap, title) in zip(axes, panels, strict=True):
+    im = ax.imshow(image, cmap=cmap)
     fig.colorbar(im, ax=ax, shrink=0.75)
     ax.set_title(title)
     ax.set_axis_off()

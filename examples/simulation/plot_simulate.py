@@ -23,7 +23,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sklearn_smlm import PAFPSimulator
-from sklearn_smlm.rendering import plot_localizations
 
 sim = PAFPSimulator.from_preset("bt_hd_2013", structure="filaments", random_state=0)
 X, truth = sim.simulate(20, return_table=True)
@@ -41,14 +40,24 @@ truth.head()
 # ------------------------
 # About 225 emitters in 6.4 x 6.4 um: their spots overlap everywhere, which is
 # what makes this data set hard for classical one-spot-at-a-time fitting.
-# :func:`~sklearn_smlm.rendering.plot_localizations` draws positions in
-# nanometres on top of the camera pixels with the library's coordinate
-# convention (pixel ``(row, col)`` has its centre at ``x_nm = (col + 0.5) *
-# pixel_size_nm``).
+# To draw positions in nanometres over the camera pixels, use the library's
+# coordinate convention: pixel ``(row, col)`` has its centre at
+# ``x_nm = (col + 0.5) * pixel_size_nm``, and ``imshow`` puts that centre at
+# ``x = col``, so a position is drawn at ``x_nm / pixel_size_nm - 0.5``
+# (:func:`~sklearn_smlm.rendering.plot_localizations` does this for you).
 fig, axes = plt.subplots(1, 2, figsize=(9, 4.6), layout="constrained")
 axes[0].imshow(X[0], cmap="gray")
 axes[0].set_title("frame 0 (ADU)")
-plot_localizations(truth, frame=0, image=X, ax=axes[1])
+first = truth[truth.frame == 0]
+axes[1].imshow(X[0], cmap="gray")
+axes[1].plot(
+    first.x_nm / 100.0 - 0.5,
+    first.y_nm / 100.0 - 0.5,
+    "o",
+    color="lime",
+    markerfacecolor="none",
+    markersize=6,
+)
 axes[1].set_title("frame 0 with the true positions")
 for ax in axes:
     ax.set_axis_off()
