@@ -178,10 +178,12 @@ def section_speed(args, settings, conditions):
         staged_predict(model, X[: min(len(X), 2 * bs)], bs, C.Stopwatch())  # warm
         best = None
         repeats = settings["repeats"] if head == "folded" else 1
+        # The unfolded head is ~6x slower: fewer frames keep the run short.
+        Xh = X if head == "folded" else X[: max(2 * bs, len(X) // 4)]
         for _ in range(repeats):
             sw = C.Stopwatch()
             t0 = time.perf_counter()
-            table = staged_predict(model, X, bs, sw)
+            table = staged_predict(model, Xh, bs, sw)
             total = time.perf_counter() - t0
             if best is None or total < best[0]:
                 best = (total, dict(sw.seconds), len(table))
@@ -191,10 +193,11 @@ def section_speed(args, settings, conditions):
             e2e, _ = C.best_of(
                 lambda m=model, b=bs: m.predict(X, batch_size=b), repeats
             )
-        n = len(X)
+        n = len(Xh)
         rows.append(
             {
                 "head": head,
+                "frames": n,
                 "threads": threads,
                 "precision": precision,
                 "batch_size": bs,

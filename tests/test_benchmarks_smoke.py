@@ -1,0 +1,104 @@
+"""Smoke test of the benchmark scripts on tiny 16x16 frames (``--smoke``)."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("tabulate")  # DataFrame.to_markdown
+
+
+def _load(name):
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from sklearn_smlm import DistanceTransformLocalizer, PAFPSimulator
+
+    X, y = PAFPSimulator(
+        frame_shape=(16, 16), density_per_um2=2.0, random_state=0
+    ).simulate(12)
+    loc = DistanceTransformLocalizer(
+        n_layers=2,
+        n_channels=8,
+        max_epochs=2,
+        validation_fraction=0,
+        threshold=50.0,
+        precision="fp32",
+        device="cpu",
+        random_state=0,
+    ).fit(X, y)
+    return loc, X
+
+
+def test_unfolded_head_computes_the_folded_function(tiny_model):
+    bench = _load("bench_localizer")
+    loc, X = tiny_model
+    sub = bench.unfold_to_subpixel(loc)
+    assert sub.net_.module_.upsampling == "subpixel"
+    # 8 * 49 channels before the shuffle: the paper's head, not the folded one.
+    assert sub.net_.module_.upsample[0].out_channels == 8 * 49
+    np.testing.assert_allclose(
+        sub.predict_maps(X), loc.predict_maps(X), rtol=0, atol=1e-3
+    )
+
+
+def test_staged_prediction_equals_predict(tiny_model):
+    bench = _load("bench_localizer")
+    common = _load("_common")
+    loc, X = tiny_model
+    sw = common.Stopwatch()
+    staged = bench.staged_predict(loc, X, 5, sw)
+    pd.testing.assert_frame_equal(staged, loc.predict(X, batch_size=5))
+    assert set(sw.seconds) == {"normalize", "network", "peaks"}
+
+
+def test_set_precision_reaches_the_fitted_network(tiny_model):
+    common = _load("_common")
+    loc, _ = tiny_model
+    common.set_precision(loc, "bf16")
+    assert loc.regressor_.precision_ == "bf16"
+    common.set_precision(loc, "fp32")
+    assert loc.regressor_.precision_ == "fp32"
+
+
+def test_bench_localizer_smoke_run_writes_results(tmp_path):
+    bench = _load("bench_localizer")
+    bench.main(["--smoke", "--only", "speed", "--out", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "localizer_speed.csv")
+    # 1 and 2 threads x fp32/bf16 x (one batch size folded + subpixel)
+    assert len(table) == 8
+    assert set(table["head"]) == {"folded", "subpixel"}
+    assert (table["frames_per_s"] > 0).all()
+    assert "load average" in (tmp_path / "localizer_speed.md").read_text()
+
+
+def test_history_summary_picks_the_best_validation_epoch():
+    common = _load("_common")
+
+    class Fake:
+        class net_:  # noqa: N801 - mimics the fitted attribute
+            history = [
+                {"dur": 2.0, "valid_loss": 0.5},
+                {"dur": 3.0, "valid_loss": 0.2},
+                {"dur": 4.0, "valid_loss": 0.3},
+            ]
+
+    info = common.history_summary(Fake())
+    assert info["best_epoch"] == 2
+    assert info["seconds_to_best"] == 5.0
+    assert info["seconds_total_epochs"] == 9.0
