@@ -52,6 +52,7 @@ loc = DistanceTransformLocalizer(
     random_state=0,
 )
 loc.fit(X_train, y_train)
+print(f"trained {len(loc.net_.history)} epochs on {len(X_train)} frames")
 
 # %%
 # The four stages of one frame
