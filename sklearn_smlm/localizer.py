@@ -425,6 +425,13 @@ class DistanceTransformLocalizer(BaseEstimator):
         peaks are about 1096 high).
     min_distance : int, default=1
         Half-size, in map pixels, of the neighbourhood a peak must dominate.
+    refiner : GaussianFitLocalizer, optional
+        Hybrid mode: every CNN detection is refined by a Gaussian fit on the
+        raw pixels (jointly with its neighbours where spots overlap, see
+        :meth:`~sklearn_smlm.GaussianFitLocalizer.refine`), which adds
+        ``photons``, ``background``, ``sigma_nm`` and ``uncertainty_nm``. Give
+        it the camera's ``baseline_adu``, ``e_per_adu`` and ``em_gain``. CNN
+        recall at high density with the precision of a fit on sparse spots.
     pixel_size_nm, upscaling, alpha, d_max, n_layers, n_channels, upsampling, \
 stages, dropout, max_epochs, batch_size, lr, validation_fraction, patience, \
 augment, precision, device, random_state, verbose
@@ -458,6 +465,7 @@ augment, precision, device, random_state, verbose
         normalizer=None,
         threshold=300.0,
         min_distance=1,
+        refiner=None,
         pixel_size_nm=100.0,
         upscaling=7,
         alpha=7.0,
@@ -481,6 +489,7 @@ augment, precision, device, random_state, verbose
         self.normalizer = normalizer
         self.threshold = threshold
         self.min_distance = min_distance
+        self.refiner = refiner
         self.pixel_size_nm = pixel_size_nm
         self.upscaling = upscaling
         self.alpha = alpha
@@ -659,6 +668,11 @@ augment, precision, device, random_state, verbose
             yield self._predict_frames(chunk, batch_size=batch_size, frame_offset=start)
 
     def _predict_frames(self, frames, *, batch_size=None, frame_offset=0):
+        if self.refiner is not None and not hasattr(self.refiner, "refine"):
+            raise TypeError(
+                "refiner must be a GaussianFitLocalizer (an object with a "
+                f"refine(X, table) method), got {type(self.refiner).__name__}."
+            )
         batch_size = batch_size or 2 * self.batch_size
         normalized = self.normalizer_.transform(frames)
         tables = []
@@ -669,11 +683,20 @@ augment, precision, device, random_state, verbose
                     self.threshold,
                     upscaling=self.upscaling,
                     pixel_size_nm=self.pixel_size_nm,
-                    frame_offset=frame_offset + i * batch_size,
+                    frame_offset=i * batch_size,
                     min_distance=self.min_distance,
                 )
             )
-        return pd.concat(tables, ignore_index=True)
+        table = pd.concat(tables, ignore_index=True)
+        if self.refiner is not None:
+            refiner = self.refiner
+            if refiner.get_params().get("pixel_size_nm") != self.pixel_size_nm:
+                refiner = clone(refiner).set_params(pixel_size_nm=self.pixel_size_nm)
+            if not hasattr(refiner, "e_per_count_"):
+                refiner = clone(refiner).fit()
+            table = refiner.refine(frames, table)
+        table["frame"] += frame_offset
+        return table
 
     def score(self, X, y, *, tolerance_nm=250.0):
         """Jaccard index of the localizations of ``X`` against ``y``.

@@ -86,14 +86,15 @@ def test_same_seed_same_network(data):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
 
 
-def test_learns_to_localize_isolated_spots():
-    # A network trained on sparse bright spots must find them: a real check of
-    # the whole path (encoding, training, peaks, coordinates).
-    sim = PAFPSimulator(
-        frame_shape=(16, 16), density_per_um2=0.8, photons=3000.0, random_state=1
-    )
-    X, y = sim.simulate(160)
-    loc = DistanceTransformLocalizer(
+SPARSE = dict(frame_shape=(16, 16), density_per_um2=0.8, photons=3000.0)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    # A network trained on sparse bright spots: a real check of the whole path
+    # (encoding, training, peaks, coordinates).
+    X, y = PAFPSimulator(**SPARSE, random_state=1).simulate(160)
+    return DistanceTransformLocalizer(
         n_layers=4,
         n_channels=16,
         upscaling=3,
@@ -104,10 +105,11 @@ def test_learns_to_localize_isolated_spots():
         threshold=150.0,
         random_state=0,
     ).fit(X, y)
-    Xt, yt = PAFPSimulator(
-        frame_shape=(16, 16), density_per_um2=0.8, photons=3000.0, random_state=2
-    ).simulate(20)
-    assert loc.score(Xt, yt) > 0.6
+
+
+def test_learns_to_localize_isolated_spots(trained):
+    Xt, yt = PAFPSimulator(**SPARSE, random_state=2).simulate(20)
+    assert trained.score(Xt, yt) > 0.6
 
 
 @pytest.mark.parametrize(
@@ -316,3 +318,31 @@ def test_iter_predict_streams_with_global_frames(fitted, data, tmp_path):
     pd.testing.assert_frame_equal(from_disk, whole)
     with pytest.raises(ValueError, match="chunk_size"):
         next(fitted.iter_predict(X, chunk_size=0))
+
+
+def test_hybrid_refiner_keeps_detections_and_sharpens_them(trained):
+    from sklearn_smlm.fitting import GaussianFitLocalizer
+    from sklearn_smlm.metrics import localization_metrics
+
+    X, y = PAFPSimulator(**SPARSE, random_state=3).simulate(40)
+    plain = trained.predict(X)
+    hybrid = clone(trained).set_params(
+        refiner=GaussianFitLocalizer(
+            baseline_adu=100.0, e_per_adu=50.0, em_gain=100.0, quantum_efficiency=0.9
+        )
+    )
+    hybrid.normalizer_, hybrid.regressor_ = trained.normalizer_, trained.regressor_
+    table = hybrid.predict(X)
+    # every CNN detection is kept, in order, with the fit's columns added
+    assert len(table) == len(plain)
+    np.testing.assert_array_equal(table["frame"], plain["frame"])
+    for column in ("photons", "background", "sigma_nm", "uncertainty_nm"):
+        assert table[column].notna().all()
+    assert table["fit_ok"].mean() > 0.8
+    # the fit on the raw pixels localizes bright isolated spots more precisely
+    before = localization_metrics(y, plain, tolerance_nm=100.0)
+    after = localization_metrics(y, table, tolerance_nm=100.0)
+    assert after["tp"] >= 0.95 * before["tp"]
+    assert after["rmse_nm"] < before["rmse_nm"]
+    with pytest.raises(TypeError, match="refiner"):
+        clone(hybrid).set_params(refiner="gauss")._predict_frames(X)
