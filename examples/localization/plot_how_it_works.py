@@ -99,6 +99,7 @@ ax.axhline(loc.threshold, color="gray", linestyle="--", label="threshold")
 ax.set_xlabel("map column (14.3 nm per pixel)")
 ax.set_ylabel("map value")
 ax.legend()
+plt.show()
 
 # %%
 # Detection and sub-pixel refinement

@@ -70,6 +70,7 @@ print(
 fig, ax = plt.subplots(figsize=(6, 6), layout="constrained")
 plot_localizations(table, frame=0, image=frames, truth=truth, ax=ax)
 ax.set_title("frame 0: localizations (+) and truth (o)")
+plt.show()
 
 # %%
 # Save for ThunderSTORM or Picasso

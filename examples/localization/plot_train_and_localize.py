@@ -68,6 +68,7 @@ ax.set_xlabel("epoch")
 ax.set_ylabel("mean squared error (map scaled to peak 1)")
 ax.set_yscale("log")
 ax.legend()
+plt.show()
 
 # %%
 # Localize

@@ -107,6 +107,7 @@ for (alpha, d_max), row in table.iterrows():
 ax.set_xlabel("threshold / peak height exp(alpha) - 1")
 ax.set_ylabel("Jaccard index (150 nm), 2-fold CV")
 ax.legend()
+plt.show()
 
 # %%
 # The refitted best pipeline localizes new frames directly:

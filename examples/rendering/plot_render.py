@@ -70,6 +70,7 @@ for ax, (image, title) in zip(axes, panels, strict=True):
     ax.set_title(title, fontsize="medium")
     ax.set_xlabel("x (um)")
 axes[0].set_ylabel("y (um)")
+plt.show()
 
 # %%
 # A close-up
@@ -96,3 +97,4 @@ ax.plot(inside.x_nm - origin[0], inside.y_nm - origin[1], ",", color="cyan")
 ax.set_title("1 x 1 um close-up; true emitters in cyan")
 ax.set_xlabel("x (nm)")
 ax.set_ylabel("y (nm)")
+plt.show()
