@@ -17,7 +17,8 @@ noisy machine:
     tolerance 10-250 nm (PNG like the paper's Fig. 3) and the table at 250 nm.
 ``table2``
     Table II look-alikes: simulated movies with the ``"mt0_n1_hd_2016"`` and
-    ``"mt0_n2_hd_2016"`` presets (3 filaments in a 1500 nm thick sample, EMCCD);
+    ``"mt0_n2_hd_2016"`` presets (1500 nm thick sample, EMCCD; uniform emitters
+    as in the presets, or ``--table2-structure filaments`` for 3 filaments);
     one CNN trained on 4000 uniform frames with the paper's density and
     background gradients spanning both SNRs; the same methods, plus the 2016
     efficiency (greedy matching, 300 nm border).
@@ -83,7 +84,7 @@ TRAIN_2016 = C.preset(
     background_gradient=(0.5, 1.5),
 )
 
-CLASSICAL_GRID = [(box, t) for box in (5, 7) for t in (2.0, 4.0, 8.0)]
+CLASSICAL_GRID = [(box, t) for box in (3, 5, 7) for t in (1.0, 1.5, 2.0, 3.0, 4.0, 8.0)]
 PICASSO_GRID = [(box, g) for box in (3, 5, 7) for g in (250, 500, 1000, 2000, 4000)]
 
 
@@ -380,6 +381,9 @@ def section_table2(args, settings, conditions):
         "field_of_view_nm": (w * 100.0, h * 100.0),
     }
     parts, all_rows = [], []
+    # The presets' own structure (uniform) by default; "filaments" puts the
+    # same number of emitters on 3 tubes, locally far denser.
+    structure = {} if args.table2_structure == "preset" else {"structure": "filaments"}
     for key, label in (
         ("mt0_n1_hd_2016", "MT0.N1.HD (high SNR)"),
         ("mt0_n2_hd_2016", "MT0.N2.HD (low SNR)"),
@@ -388,7 +392,7 @@ def section_table2(args, settings, conditions):
         frames, truth = C.test_frames(
             args,
             settings,
-            C.preset(key, structure="filaments"),
+            C.preset(key, **structure),
             settings["n_test"],
             9100,
         )
@@ -411,7 +415,8 @@ def section_table2(args, settings, conditions):
     table = pd.DataFrame(all_rows)
     notes = (
         f"Test movies: {settings['n_test']} simulated frames per set from the "
-        "2016 presets with 3 random filaments (the presets' photon, background "
+        f"2016 presets ({'3 random filaments' if structure else 'uniform emitters'}; "
+        "the presets' photon, background "
         "and density values are assumptions, see the presets' docstring), "
         "lateral matching only (the CNN is 2D). jaccard_250nm/rmse_nm: "
         "Hungarian at 250 nm on all emitters; efficiency_2016 and jaccard_2016: "
@@ -731,14 +736,16 @@ def stack_rows(args, settings, model, model_name):
                     "measure": "  peak RSS (VmHWM)",
                     "value": C.fmt(res["vmhwm_mb"], 0),
                     "unit": "MiB",
-                    "note": "includes the memory-mapped file pages read; after "
+                    "note": "the whole process, including transient map arrays and "
+                    "memory-mapped file pages read; after "
                     f"loading + warm-up: {res['vmhwm_before_mb']:.0f} MiB",
                 },
                 {
                     "measure": "  peak anonymous RSS",
                     "value": C.fmt(res["rss_anon_peak_mb"], 0),
                     "unit": "MiB",
-                    "note": "the process's own memory (RssAnon), sampled per chunk",
+                    "note": "RssAnon sampled after each chunk: misses transient "
+                    "peaks inside a chunk",
                 },
             ]
         else:
@@ -782,6 +789,20 @@ def main(argv=None):
         help="dropout of the 'CNN, dropout' variant",
     )
     parser.add_argument(
+        "--table2-structure",
+        choices=["preset", "filaments"],
+        default="preset",
+        help="emitters of the Table II test movies: the presets' (uniform) or on 3 "
+        "filaments (same mean count per frame, locally much denser)",
+    )
+    parser.add_argument(
+        "--stack-frames",
+        type=int,
+        default=None,
+        help="frames of the 256x256 stack of the speed section (default 20000, "
+        "500 with --quick)",
+    )
+    parser.add_argument(
         "--tmp-dir",
         default=None,
         help="folder for the temporary 2.6 GB stack (default: "
@@ -789,6 +810,8 @@ def main(argv=None):
     )
     args = C.finish_args(parser.parse_args(argv), SECTIONS)
     settings = C.run_settings(args)
+    if args.stack_frames:
+        settings["stack_frames"] = args.stack_frames
     conditions = C.Conditions(argv)
     parts = []
     for name in SECTIONS:
