@@ -259,9 +259,11 @@ def build_parser():
     )
     p.add_argument(
         "--method",
-        choices=("cnn", "gaussian"),
+        choices=("cnn", "gaussian", "hybrid"),
         default="cnn",
-        help="the neural network, or classical integrated-Gaussian fitting",
+        help="the neural network, classical integrated-Gaussian fitting, or "
+        "hybrid: the network's detections refined by Gaussian fits on the raw "
+        "pixels (give the camera options)",
     )
     p.add_argument(
         "--model",
@@ -718,7 +720,10 @@ def _make_localizer(args, pixel_size_nm, reporter):
         )
         loc.pixel_size_nm = pixel_size_nm
     if camera:
-        if loc.normalizer_.get_params().get("min_scale") is None:
+        if (
+            args.method == "cnn"
+            and loc.normalizer_.get_params().get("min_scale") is None
+        ):
             # Documented property of FrameNormalizer: without min_scale the
             # normalized frames do not depend on gain or offset.
             reporter.note(
@@ -728,6 +733,10 @@ def _make_localizer(args, pixel_size_nm, reporter):
         _set_camera(loc, camera)
     if args.threshold is not None:
         loc.threshold = args.threshold
+    if args.method == "hybrid":
+        from .fitting import GaussianFitLocalizer
+
+        loc.refiner = GaussianFitLocalizer(**camera, pixel_size_nm=loc.pixel_size_nm)
     return loc
 
 

@@ -207,6 +207,21 @@ def test_localize_streams_chunks_like_one_prediction(sim, tiny_model, workdir):
     assert int(first_row[1]) == expected["frame"].iloc[0] + 1
 
 
+def test_localize_hybrid_adds_fit_columns(sim, tiny_model, workdir):
+    out = workdir / "hybrid.csv"
+    args = ["localize", str(sim / "frames.tif"), "-o", str(out)]
+    args += ["--model", str(tiny_model), "--threshold", LOW_THRESHOLD]
+    args += ["--method", "hybrid", "--baseline-adu", "100", "--e-per-adu", "50"]
+    args += ["--em-gain", "100", "--device", "cpu"]
+    assert main(args) == 0
+    got = read_localizations(out)
+    expected = _predict_whole(tiny_model, read_stack(sim / "frames.tif"), 40.0)
+    # every detection of the network is kept and gets the fit's columns
+    np.testing.assert_array_equal(got["frame"], expected["frame"])
+    for column in ("photons", "sigma_nm", "uncertainty_nm"):
+        assert got[column].notna().all()
+
+
 def test_localize_several_files_numbers_frames_globally(sim, tiny_model, workdir):
     frames = read_stack(sim / "frames.tif")
     write_stack(workdir / "part_1.tif", frames[:7], pixel_size_nm=100.0)
