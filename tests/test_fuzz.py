@@ -1,0 +1,433 @@
+"""Bad input everywhere: property-based fuzzing of the public functions and the CLI.
+
+Every case must end in a documented result (checked below: shapes, dtypes,
+ranges) or in one of the library's clear errors: ``ValueError`` (with its
+subclasses ``SMLMFileError`` and ``ModelFileError``), ``TypeError`` or
+``FileNotFoundError``, each with a message. Anything else (an ``IndexError``
+from deep inside numpy, a ``RuntimeWarning`` from an overflow, a traceback
+from the CLI, a half-written output file) fails the test, and hypothesis
+prints the smallest input that does it.
+
+The examples are derandomized (the same cases on every run, no database), so
+CI is reproducible; run with ``--hypothesis-show-statistics`` to see how many
+cases each test tried, and set ``SKLEARN_SMLM_FUZZ_EXAMPLES`` (cases per test,
+default 100, 50 for the CLI) and ``SKLEARN_SMLM_FUZZ_RANDOM=1`` (fresh random
+cases) for a longer hunt.
+"""
+
+import contextlib
+import io
+import os
+import string
+import tempfile
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from sklearn_smlm import (
+    DistanceTransformLocalizer,
+    FrameNormalizer,
+    GaussianFitLocalizer,
+    PAFPSimulator,
+    TiffStack,
+    localization_metrics,
+    localizations_from_list,
+    read_localizations,
+    render,
+    validate_localizations,
+    write_stack,
+)
+from sklearn_smlm._validation import check_frames
+from sklearn_smlm.io import read_challenge_csv, read_thunderstorm_csv
+from sklearn_smlm.peaks import maps_to_localizations
+
+# SKLEARN_SMLM_FUZZ_EXAMPLES=2000 SKLEARN_SMLM_FUZZ_RANDOM=1 for a deeper hunt
+N_EXAMPLES = int(os.environ.get("SKLEARN_SMLM_FUZZ_EXAMPLES", "100"))
+FUZZ = settings(
+    max_examples=N_EXAMPLES,
+    deadline=None,
+    derandomize=not os.environ.get("SKLEARN_SMLM_FUZZ_RANDOM"),
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+CLEAR_ERRORS = (ValueError, TypeError, FileNotFoundError)
+
+# Known issues found by this suite, reported to their owners with a
+# reproduction; remove an entry once it is fixed and the suite is strict again.
+# - check_frames (_validation.py): a finite float64 frame beyond the float32
+#   range, np.array([[3.5e38]]), warns "overflow encountered in cast" and is
+#   then refused as holding "NaN or infinite values" (the error is clear enough,
+#   the warning and the wording are not).
+# - find_peaks (peaks.py): a threshold beyond the float32 range with float32
+#   maps, find_peaks(np.zeros((1, 1), np.float32), 3.5e38), warns "overflow
+#   encountered in cast" (the result, no peak, is right).
+KNOWN_WARNINGS = ("overflow encountered in cast",)
+
+
+def outcome(function, *args, **kwargs):
+    """Call ``function``: its result, or None after one of the clear errors.
+
+    A ``RuntimeWarning`` (numpy overflow, invalid cast) means the input went
+    through unchecked and fails the case.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = function(*args, **kwargs)
+        except CLEAR_ERRORS as exc:
+            assert str(exc).strip(), f"{type(exc).__name__} without a message"
+            result = None
+    runtime = [
+        w
+        for w in caught
+        if issubclass(w.category, RuntimeWarning)
+        and not any(k in str(w.message) for k in KNOWN_WARNINGS)
+    ]
+    assert not runtime, f"unchecked input: {runtime[0].message}"
+    return result
+
+
+# ------------------------------------------------------------------ frames
+DTYPES = [
+    np.float16,
+    np.float32,
+    np.float64,
+    np.int8,
+    np.uint16,
+    np.int64,
+    np.bool_,
+    np.complex64,
+]
+
+
+@st.composite
+def frame_arrays(draw, max_side=6, max_dims=4):
+    dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+    shape = draw(
+        hnp.array_shapes(min_dims=0, max_dims=max_dims, min_side=0, max_side=max_side)
+    )
+    if dtype.kind == "f":
+        # NaN, inf, huge and tiny values, as the dtype allows
+        elements = st.floats(width=8 * min(dtype.itemsize, 8), allow_subnormal=False)
+    else:
+        elements = None
+    return draw(hnp.arrays(dtype, shape, elements=elements))
+
+
+def _check_table(table, columns=("frame", "x_nm", "y_nm")):
+    assert isinstance(table, pd.DataFrame)
+    for column in columns:
+        assert column in table.columns
+    assert table["frame"].dtype == np.int64
+    assert (table["frame"] >= 0).all()
+    assert np.isfinite(table[["x_nm", "y_nm"]].to_numpy(dtype=float)).all()
+
+
+@FUZZ
+@given(frame_arrays())
+def test_check_frames(X):
+    frames = outcome(check_frames, X)
+    if frames is not None:
+        assert frames.dtype == np.float32 and frames.ndim == 3
+        assert frames.shape[-2:] == X.shape[-2:] and frames.size == X.size
+        assert np.isfinite(frames).all()
+
+
+@FUZZ
+@given(frame_arrays())
+def test_frame_normalizer_transform(X):
+    out = outcome(FrameNormalizer().transform, X)
+    if out is not None:
+        assert out.dtype == np.float32 and out.shape[-2:] == X.shape[-2:]
+        assert np.isfinite(out).all()
+
+
+@pytest.fixture(scope="module")
+def localizer():
+    X, y = PAFPSimulator(frame_shape=(12, 12), random_state=0).simulate(8)
+    return DistanceTransformLocalizer(
+        n_layers=2,
+        n_channels=4,
+        max_epochs=1,
+        batch_size=4,
+        upscaling=3,
+        d_max=15.0,
+        validation_fraction=0,
+        threshold=5.0,
+        random_state=0,
+    ).fit(X, y)
+
+
+@FUZZ
+@given(X=frame_arrays(max_side=9))
+def test_localizer_predict(localizer, X):
+    table = outcome(localizer.predict, X)
+    if table is not None:
+        _check_table(table)
+        n_frames = 1 if X.ndim == 2 else X.shape[0]
+        height, width = X.shape[-2:]
+        assert table["frame"].to_numpy().max(initial=0) < n_frames
+        assert table["x_nm"].between(0, width * 100).all()
+        assert table["y_nm"].between(0, height * 100).all()
+
+
+@FUZZ
+@given(X=frame_arrays(max_side=9))
+def test_gaussian_fit_predict(X):
+    table = outcome(GaussianFitLocalizer().fit().predict, X)
+    if table is not None:
+        _check_table(table)
+
+
+@FUZZ
+@given(maps=frame_arrays(max_side=8), threshold=st.floats(allow_nan=True))
+def test_maps_to_localizations(maps, threshold):
+    table = outcome(maps_to_localizations, maps, threshold, upscaling=2)
+    if table is not None:
+        _check_table(table)
+
+
+# ------------------------------------------------------------------ tables
+NAMES = ["frame", "x_nm", "y_nm", "z_nm", "photons", "score", "id", "other", ""]
+CELLS = st.one_of(
+    st.floats(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.text(max_size=3),
+    st.none(),
+    st.booleans(),
+)
+
+
+@st.composite
+def tables(draw):
+    columns = draw(st.lists(st.sampled_from(NAMES), max_size=6, unique=True))
+    n_rows = draw(st.integers(0, 4))
+    data = {c: draw(st.lists(CELLS, min_size=n_rows, max_size=n_rows)) for c in columns}
+    return pd.DataFrame(data, columns=columns)
+
+
+@FUZZ
+@given(tables())
+def test_validate_localizations(table):
+    out = outcome(validate_localizations, table)
+    if out is not None:
+        _check_table(out)
+        assert len(out) == len(table)
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.one_of(
+            hnp.arrays(
+                st.sampled_from([np.float64, np.int64, np.float16, np.bool_]),
+                hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
+            ),
+            st.lists(st.floats(), max_size=3),
+            st.none(),
+            st.text(max_size=2),
+        ),
+        max_size=4,
+    )
+)
+def test_localizations_from_list(positions):
+    table = outcome(localizations_from_list, positions)
+    if table is not None:
+        assert table["frame"].dtype == np.int64
+        assert table["frame"].to_numpy().max(initial=0) < max(len(positions), 1)
+
+
+@FUZZ
+@given(
+    tables(),
+    tables(),
+    st.floats(allow_nan=True),
+    st.sampled_from(["hungarian", "greedy", "other"]),
+)
+def test_localization_metrics(truth, pred, tolerance_nm, matching):
+    result = outcome(
+        localization_metrics, truth, pred, tolerance_nm=tolerance_nm, matching=matching
+    )
+    if result is not None:
+        for key in ("jaccard", "recall", "precision", "f1"):
+            assert np.isnan(result[key]) or 0 <= result[key] <= 1
+        assert result["tp"] + result["fn"] == len(truth)
+        assert result["tp"] + result["fp"] == len(pred)
+
+
+@FUZZ
+@given(
+    tables(),
+    st.floats(allow_nan=True),
+    st.sampled_from(["histogram", "gaussian", "x"]),
+)
+def test_render(table, pixel_size_nm, method):
+    image = outcome(
+        render, table, pixel_size_nm=pixel_size_nm, method=method, sigma_nm=20.0
+    )
+    if image is not None:
+        assert image.ndim == 2 and np.isfinite(image).all() and (image >= 0).all()
+        # bounded size: a huge field of view must be refused, not allocated
+        assert image.size <= 2**31
+
+
+# ------------------------------------------------------------------- files
+HEADERS = [
+    '"id","frame","x [nm]","y [nm]","intensity [photon]"',
+    '"frame","x [nm]","y [nm]"',
+    '"frame","x [nm]"',
+    "Ground-truth,frame,xnano,ynano,znano,intensity",
+    "frame,x_nm,y_nm,score",
+    "frame,x_nm",
+    "",
+]
+FIELD = st.one_of(
+    st.integers(-5, 10**6).map(str),
+    st.floats().map(repr),
+    st.text(string.printable, max_size=4),
+    st.just(""),
+)
+
+
+@st.composite
+def csv_texts(draw):
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=200))
+    header = draw(st.sampled_from(HEADERS))
+    rows = draw(
+        st.lists(st.lists(FIELD, min_size=0, max_size=6), min_size=0, max_size=4)
+    )
+    text = "\n".join([header] + [",".join(row) for row in rows])
+    return text.encode("utf-8", "surrogatepass")
+
+
+@FUZZ
+@given(
+    csv_texts(),
+    st.sampled_from([read_localizations, read_thunderstorm_csv, read_challenge_csv]),
+)
+def test_csv_readers(content, reader):
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "locs.csv")
+        with open(path, "wb") as f:
+            f.write(content)
+        table = outcome(reader, path)
+    if table is not None:
+        _check_table(table)
+
+
+@pytest.fixture(scope="module")
+def tiff_bytes():
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "movie.tif")
+        frames = np.arange(5 * 6 * 7, dtype=np.uint16).reshape(5, 6, 7)
+        write_stack(path, frames, pixel_size_nm=100.0)
+        with open(path, "rb") as f:
+            return f.read(), frames
+
+
+def _read_all(path):
+    with TiffStack(path) as stack:
+        return stack[:]
+
+
+@FUZZ
+@given(cut=st.floats(0, 1), flip=st.none() | st.integers(0, 10**6))
+def test_truncated_or_damaged_tiff(tiff_bytes, cut, flip):
+    content, frames = tiff_bytes
+    data = bytearray(content[: int(cut * len(content))])
+    if flip is not None and data:
+        data[flip % len(data)] ^= 0xFF
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "movie.tif")
+        with open(path, "wb") as f:
+            f.write(bytes(data))
+        read = outcome(_read_all, path)
+    if read is not None and flip is None:
+        # what is read of a cut file is the data written, or an error
+        assert read.shape[1:] == frames.shape[1:]
+        np.testing.assert_array_equal(read, frames[: len(read)])
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_garbage_is_not_a_tiff(content):
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "movie.tif")
+        with open(path, "wb") as f:
+            f.write(content)
+        outcome(_read_all, path)
+
+
+# --------------------------------------------------------------------- CLI
+def _cli(argv):
+    from sklearn_smlm.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+INPUTS = ["missing.tif", "garbage.tif", "cut.tif", "folder", "locs.csv", "bad.csv"]
+OPTIONS = st.sampled_from(
+    [
+        [],
+        ["--chunk-size", "0"],
+        ["--chunk-size", "x"],
+        ["--threshold", "nan"],
+        ["--pixel-size-nm", "-1"],
+        ["--pixel-size-nm", "inf"],
+        ["--method", "gaussian"],
+        ["--format", "xml"],
+        ["--model", "garbage.tif"],
+        ["--tolerance-nm", "0"],
+        ["--batch-size", "-3"],
+        ["--unknown"],
+    ]
+)
+
+
+@settings(FUZZ, max_examples=max(1, N_EXAMPLES // 2))
+@given(
+    command=st.sampled_from(["localize", "evaluate", "render", "nope", ""]),
+    inputs=st.lists(st.sampled_from(INPUTS), min_size=0, max_size=2),
+    options=OPTIONS,
+)
+def test_cli_bad_input(tiff_bytes, command, inputs, options):
+    with tempfile.TemporaryDirectory() as folder:
+        os.mkdir(os.path.join(folder, "folder"))
+        with open(os.path.join(folder, "garbage.tif"), "wb") as f:
+            f.write(b"II*\x00garbage" * 3)
+        with open(os.path.join(folder, "cut.tif"), "wb") as f:
+            f.write(tiff_bytes[0][: len(tiff_bytes[0]) // 2])
+        with open(os.path.join(folder, "locs.csv"), "w") as f:
+            f.write("frame,x_nm,y_nm\n0,10.0,20.0\n")
+        with open(os.path.join(folder, "bad.csv"), "w") as f:
+            f.write("frame,x_nm\n1,2,3,4\n")
+        output = os.path.join(folder, "out", "result.csv")
+        os.mkdir(os.path.dirname(output))
+        argv = [command] if command else []
+        argv += [os.path.join(folder, name) for name in inputs]
+        argv += ["-o", output, *options]
+        code, _, err = _cli([a for a in argv if a])
+        assert "Traceback" not in err
+        assert "this may be a bug" not in err, err
+        if code == 0:
+            # a success must leave a valid table; only a good CSV input can
+            assert os.path.exists(output)
+            read_localizations(output)
+        else:
+            assert err.strip(), "a failure must say why"
+            # nothing half-written: no output, or a valid complete table
+            leftovers = [n for n in os.listdir(os.path.dirname(output))]
+            for name in leftovers:
+                if name == "result.csv":
+                    read_localizations(output)
+                else:
+                    assert name.endswith(".partial"), leftovers
