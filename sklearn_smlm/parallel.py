@@ -119,6 +119,7 @@ def _predict_block(localizer, block, start, batch_size):
 # --------------------------------------------------------------------- TIFF
 _OPEN_STACKS = {}
 _OPEN_LOCK = threading.Lock()
+_MAX_OPEN_STACKS = 8
 
 
 def _read_tiff(paths, start, stop):
@@ -131,11 +132,13 @@ def _read_tiff(paths, start, stop):
 
     key = (tuple(paths), os.getpid(), threading.get_ident())
     with _OPEN_LOCK:
-        stack = _OPEN_STACKS.get(key)
+        stack = _OPEN_STACKS.pop(key, None)
     if stack is None:
         stack = TiffStack(list(paths))
-        with _OPEN_LOCK:
-            _OPEN_STACKS[key] = stack
+    with _OPEN_LOCK:
+        _OPEN_STACKS[key] = stack  # most recently used last
+        while len(_OPEN_STACKS) > _MAX_OPEN_STACKS:
+            _OPEN_STACKS.pop(next(iter(_OPEN_STACKS))).close()
     return stack[start:stop]
 
 
@@ -335,7 +338,11 @@ def predict_joblib(
     if n_jobs == 0:
         raise ValueError("n_jobs must not be 0 (joblib: -1 means all cores).")
 
-    if hasattr(frames, "iter_chunks") and hasattr(frames, "paths"):
+    n_workers = effective_n_jobs(n_jobs)
+    in_process = n_workers == 1 or backend in ("threading", "sequential")
+    threads = None if in_process else max(1, (os.cpu_count() or 1) // n_workers)
+    if hasattr(frames, "iter_chunks") and hasattr(frames, "paths") and not in_process:
+        # worker processes read their chunks from the files themselves
         paths = _tiff_paths(frames)
         n_frames = len(frames)
 
@@ -351,11 +358,10 @@ def predict_joblib(
             check_frames(np.empty(frames.shape), name="frames")  # the usual error
 
         def source(start, stop):
+            # called by the dispatching thread, one chunk at a time, so a
+            # TiffStack is never read by two threads at once
             return np.asarray(frames[start:stop])
 
-    n_workers = effective_n_jobs(n_jobs)
-    in_process = n_workers == 1 or backend in ("threading", "sequential")
-    threads = None if in_process else max(1, (os.cpu_count() or 1) // n_workers)
     if in_process:
         # same process: no copy of the model, no change to torch's threads
         payload, key = None, f"in-process-{id(localizer)}"
