@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+from ._files import atomic_path
+
 __all__ = ["main", "build_parser"]
 
 PROG = "sklearn-smlm"
@@ -884,28 +886,10 @@ def _save_sweep_plot(truth, locs, path, matching, border_nm, fov):
     return sweep
 
 
-def _make_readable(path):
-    # mkstemp creates files readable by their owner only; give the result the
-    # permissions of a normally created file.
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
-
 def _atomic_savefig(figure, path):
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    suffix = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".plot.", suffix=suffix)
-    os.close(fd)
-    try:
+    suffix = os.path.splitext(os.fspath(path))[1] or ".png"
+    with atomic_path(path, suffix=suffix) as tmp:
         figure.savefig(tmp, dpi=120)
-        _make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def _simulator(args):
@@ -1129,18 +1113,9 @@ def _cmd_evaluate(args, reporter):
 
 
 def _write_json(path, data):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".metrics.", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        _make_readable(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
 
 
 def _cmd_render(args, reporter):

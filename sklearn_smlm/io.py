@@ -40,12 +40,12 @@ import operator
 import os
 import re
 import struct
-import tempfile
 
 import numpy as np
 import pandas as pd
 import tifffile
 
+from ._files import atomic_path as _atomic_path
 from ._localizations import validate_localizations
 
 __all__ = [
@@ -85,33 +85,11 @@ def _check_file(path):
 
 
 @contextlib.contextmanager
-def _atomic_path(path):
-    """Yield a temporary path beside ``path`` that replaces it on success."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(errno.ENOENT, "No such folder", folder)
-    fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
-    )
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-@contextlib.contextmanager
 def _atomic_output(path, mode="wb"):
     """Yield a file object whose content replaces ``path`` only on success."""
     kwargs = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     with _atomic_path(path) as tmp, open(tmp, mode, **kwargs) as f:
         yield f
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _natural_key(s):

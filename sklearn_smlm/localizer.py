@@ -13,8 +13,6 @@ import hashlib
 import json
 import math
 import numbers
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._files import atomic_path
 from ._localizations import check_positions
 from ._validation import check_frames, resolve_device
 from .encoding import distance_transform_maps
@@ -572,11 +571,17 @@ augment, precision, device, random_state, verbose
         self.frame_shape_ = self.regressor_.frame_shape_
 
     def _sync_regressor(self):
-        # Parameters that only matter at prediction time may be changed on a
-        # fitted localizer (e.g. by GridSearchCV or by hand) without refitting.
-        self.regressor_.set_params(
-            batch_size=self.batch_size, device=self.device, precision=self.precision
-        )
+        # Parameters that only matter at prediction time (device, precision)
+        # may be changed on a fitted localizer, by hand or by GridSearchCV,
+        # without refitting.
+        from .nn import resolve_precision
+
+        reg = self.regressor_
+        device = resolve_device(self.device)
+        if device != reg.device_:
+            reg.net_.module_.to(device)
+            reg.device_ = device
+        reg.precision_ = resolve_precision(self.precision, device)
 
     def predict_maps(self, X, *, batch_size=None):
         """Return the predicted distance-transform maps of camera frames.
@@ -606,7 +611,8 @@ augment, precision, device, random_state, verbose
         X : array-like of shape (n_frames, height, width)
             Camera frames; a 2-D array is one frame.
         batch_size : int, optional
-            Frames per forward pass; default ``2 * self.batch_size``.
+            Frames per forward pass; default ``2 * self.batch_size``, fewer
+            for large frames so that a batch of maps stays near 32 MB.
 
         Returns
         -------
@@ -673,7 +679,12 @@ augment, precision, device, random_state, verbose
                 "refiner must be a GaussianFitLocalizer (an object with a "
                 f"refine(X, table) method), got {type(self.refiner).__name__}."
             )
-        batch_size = batch_size or 2 * self.batch_size
+        self._sync_regressor()
+        if batch_size is None:
+            # Bound the maps held at once (about 32 MB of float32 per batch):
+            # 32 frames of 64 x 64, 2 frames of 256 x 256 at r = 7.
+            map_pixels = frames.shape[1] * frames.shape[2] * self.upscaling**2
+            batch_size = max(1, min(2 * self.batch_size, 2**23 // map_pixels))
         normalized = self.normalizer_.transform(frames)
         tables = []
         for i, maps in enumerate(self.regressor_._iter_maps(normalized, batch_size)):
@@ -775,17 +786,8 @@ augment, precision, device, random_state, verbose
         }
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(payload, fh)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
         return path
 
     @classmethod

@@ -11,14 +11,13 @@ lines up with the camera frames.
 """
 
 import math
-import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage, optimize, signal, special
 
+from ._files import atomic_path
 from ._localizations import validate_localizations
 from ._validation import check_positive
 
@@ -574,25 +573,8 @@ def _colour_png(image, cmap, percentile, scale_bar_nm, pixel_size_nm):
 
 
 def _atomic_write(path, write):
-    temporary = None
-    while temporary is None:
-        candidate = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            # os.open honours the umask, unlike mkstemp's private 0600 files.
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:  # pragma: no cover - 1 in 4 billion
-            continue
-        temporary = candidate
-    try:
-        os.close(fd)
-        write(temporary)
-        # The data must be on disk before the rename makes it visible.
-        with open(temporary, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        write(Path(temporary))
     return path
 
 

@@ -346,3 +346,14 @@ def test_hybrid_refiner_keeps_detections_and_sharpens_them(trained):
     assert after["rmse_nm"] < before["rmse_nm"]
     with pytest.raises(TypeError, match="refiner"):
         clone(hybrid).set_params(refiner="gauss")._predict_frames(X)
+
+
+def test_precision_can_change_after_fit(fitted, data):
+    X, _ = data
+    fitted.set_params(precision="fp32", threshold=1.0)
+    fitted.predict(X[:2])
+    assert fitted.regressor_.precision_ == "fp32"
+    fitted.set_params(precision="bf16")
+    fitted.predict(X[:2])
+    assert fitted.regressor_.precision_ == "bf16"
+    fitted.set_params(precision="auto")
