@@ -59,6 +59,7 @@ def empty_localizations(columns=REQUIRED_COLUMNS):
     Returns
     -------
     table : pandas.DataFrame of shape (0, len(columns))
+        A table without rows.
 
     Examples
     --------
@@ -220,6 +221,7 @@ def localizations_to_list(table, n_frames=None, *, columns=("x_nm", "y_nm")):
     Returns
     -------
     positions : list of ndarray of shape (k_i, len(columns))
+        One array per frame, in frame order.
 
     Examples
     --------

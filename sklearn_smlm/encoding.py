@@ -70,6 +70,7 @@ def distance_transform_maps(
     Returns
     -------
     maps : ndarray of shape (n_frames, height * upscaling, width * upscaling)
+        The target maps; an emitter peaks at ``exp(alpha) - 1``.
 
     Examples
     --------

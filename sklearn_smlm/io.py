@@ -583,6 +583,7 @@ def read_stack(path_or_paths, *, frames=None):
     Returns
     -------
     frames : ndarray of shape (n, H, W)
+        The frames, in the dtype of the file.
 
     Examples
     --------

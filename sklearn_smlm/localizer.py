@@ -294,9 +294,22 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
     def partial_fit(self, X, y):
         """Continue training the fitted network on more frames.
 
-        The training loop (``max_epochs``, validation split, early stopping)
-        runs again on ``X`` starting from the current weights, which lets a
-        training script feed fresh simulated frames chunk after chunk.
+        The training loop (``max_epochs``, early stopping, learning-rate
+        schedule) runs again on all of ``X`` starting from the current
+        weights; the validation frames of the first ``fit`` stay the
+        reference. This lets a training script feed fresh simulated frames
+        chunk after chunk. Without a previous fit it is ``fit``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, height, width)
+            Normalized frames.
+        y : list of array-like of shape (k_i, 2), or DataFrame
+            True ``(x_nm, y_nm)`` positions of every frame.
+
+        Returns
+        -------
+        self : DistanceTransformRegressor
         """
         return self._fit(X, y, warm_start=hasattr(self, "net_"))
 
@@ -429,8 +442,9 @@ class DistanceTransformLocalizer(BaseEstimator):
         raw pixels (jointly with its neighbours where spots overlap, see
         :meth:`~sklearn_smlm.GaussianFitLocalizer.refine`), which adds
         ``photons``, ``background``, ``sigma_nm`` and ``uncertainty_nm``. Give
-        it the camera's ``baseline_adu``, ``e_per_adu`` and ``em_gain``. CNN
-        recall at high density with the precision of a fit on sparse spots.
+        it the camera's ``baseline_adu``, ``e_per_adu`` and ``em_gain``. This
+        keeps the network's recall at high density and adds the precision of
+        a fit on sparse spots.
     pixel_size_nm, upscaling, alpha, d_max, n_layers, n_channels, upsampling, \
 stages, dropout, max_epochs, batch_size, lr, validation_fraction, patience, \
 augment, precision, device, random_state, verbose
@@ -554,7 +568,22 @@ augment, precision, device, random_state, verbose
         return self
 
     def partial_fit(self, X, y):
-        """Continue training on more frames (see ``DistanceTransformRegressor``)."""
+        """Continue training on more frames.
+
+        See :meth:`DistanceTransformRegressor.partial_fit`; the normalizer of
+        the first fit is kept.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, height, width)
+            Camera frames.
+        y : list of array-like of shape (k_i, 2), or DataFrame
+            True ``(x_nm, y_nm)`` positions of every frame.
+
+        Returns
+        -------
+        self : DistanceTransformLocalizer
+        """
         if not hasattr(self, "regressor_"):
             return self.fit(X, y)
         frames = check_frames(X)
@@ -792,7 +821,20 @@ augment, precision, device, random_state, verbose
 
     @classmethod
     def load(cls, path, *, device="auto"):
-        """Load a localizer saved by :meth:`save` (see :func:`load_model`)."""
+        """Load a localizer saved by :meth:`save` (see :func:`load_model`).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The model file.
+        device : str, default="auto"
+            Device to place the network on.
+
+        Returns
+        -------
+        localizer : DistanceTransformLocalizer
+            A fitted localizer.
+        """
         return load_model(path, device=device)
 
     @classmethod

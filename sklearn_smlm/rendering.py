@@ -608,6 +608,7 @@ def plot_localizations(
     Returns
     -------
     ax : matplotlib Axes
+        The axes drawn on.
 
     Examples
     --------

@@ -457,12 +457,19 @@ class GaussianFitLocalizer(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_frames, height, width)
+            Camera frames in ADU.
         table : pandas.DataFrame
+            Detections to refine (``frame``, ``x_nm``, ``y_nm``), e.g. a CNN's.
         max_emitters : int, default=4
+            Largest number of emitters fitted jointly in one box.
 
         Returns
         -------
         refined : pandas.DataFrame
+            Every row of ``table``, in order, with the fit's positions and its
+            ``photons``, ``background``, ``sigma_nm``, ``uncertainty_nm``,
+            ``uncertainty_mortensen_nm``, ``n_emitters``, ``fit_ok`` and
+            ``fit_status`` columns.
         """
         check_is_fitted(self)
         self._validate()
