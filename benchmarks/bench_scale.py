@@ -60,7 +60,9 @@ CHILD = textwrap.dedent(
 
         frames = Head()
         for table in loc.iter_predict(
-            frames, chunk_size=int(chunk_size), batch_size=int(batch_size)
+            frames,
+            chunk_size=int(chunk_size),
+            batch_size=None if batch_size == "default" else int(batch_size),
         ):
             table.to_csv(out, header=False, index=False)
             n_locs += len(table)
@@ -236,9 +238,12 @@ def main(argv=None):
         print(f"threshold {threshold:.2f}")
         loc.set_params(threshold=threshold)
         # peak memory: the batch of maps dominates (r^2 times the frames), so
-        # two batch sizes; and two stack lengths to show it does not grow
-        default_batch = 2 * loc.batch_size
-        configs = [(n_frames // 3, 8), (n_frames, 8), (n_frames, default_batch)]
+        # the default batch and 32 frames (the old default), and two stack
+        # lengths to show that it does not grow with the stack
+        from sklearn_smlm.tiling import _default_batch_size
+
+        default_batch = _default_batch_size(loc, (args.frame_size,) * 2)
+        configs = [(n_frames // 3, "default"), (n_frames, "default"), (n_frames, 32)]
         for n, batch in configs:
             stream = run_streaming(
                 model_path, stack_path, folder, args.chunk_size, batch, n, threshold
@@ -250,7 +255,7 @@ def main(argv=None):
                     "n_frames": stream["n_frames"],
                     "stack_mb": round(size_mb * n / n_frames, 1),
                     "chunk_size": args.chunk_size,
-                    "batch_size": batch,
+                    "batch_size": default_batch if batch == "default" else batch,
                     "workers": 1,
                     "peak_rss_mb": round(stream["peak_rss_mb"], 1),
                     "seconds": round(stream["seconds"], 2),

@@ -71,7 +71,7 @@ def _check_chunk_size(chunk_size):
     return int(chunk_size)
 
 
-def _aligned_chunk_size(localizer, chunk_size, batch_size):
+def _aligned_chunk_size(localizer, chunk_size, batch_size, frame_shape):
     """Round ``chunk_size`` up to a whole number of forward-pass batches.
 
     Then every batch holds the same frames as in ``localizer.predict`` of the
@@ -80,6 +80,8 @@ def _aligned_chunk_size(localizer, chunk_size, batch_size):
     against 8 were measured), and identical batches keep the results
     bit-identical.
     """
+    from .tiling import _default_batch_size
+
     if batch_size is not None:
         if isinstance(batch_size, (bool, np.bool_)) or not isinstance(
             batch_size, numbers.Integral
@@ -87,7 +89,7 @@ def _aligned_chunk_size(localizer, chunk_size, batch_size):
             raise TypeError(f"batch_size must be an integer, got {batch_size!r}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    batch = int(batch_size or 2 * localizer.batch_size)
+    batch = int(batch_size or _default_batch_size(localizer, frame_shape))
     return -(-chunk_size // batch) * batch
 
 
@@ -213,11 +215,13 @@ def predict_dask(localizer, frames, *, chunk_size=256, client=None, batch_size=N
     dask, da = _import_dask()
     _check_localizer(localizer)
     chunk_size = _check_chunk_size(chunk_size)
-    chunk_size = _aligned_chunk_size(localizer, chunk_size, batch_size)
 
     if hasattr(frames, "iter_chunks") and hasattr(frames, "paths"):
         paths = _tiff_paths(frames)
         n_frames = len(frames)
+        chunk_size = _aligned_chunk_size(
+            localizer, chunk_size, batch_size, frames.shape[1:]
+        )
         starts = list(range(0, n_frames, chunk_size))
         blocks = [
             dask.delayed(_read_tiff, pure=True)(paths, s, min(s + chunk_size, n_frames))
@@ -239,6 +243,9 @@ def predict_dask(localizer, frames, *, chunk_size=256, client=None, batch_size=N
             )
         if 0 in frames.shape:
             check_frames(np.empty(frames.shape), name="frames")  # the usual error
+        chunk_size = _aligned_chunk_size(
+            localizer, chunk_size, batch_size, frames.shape[1:]
+        )
         frames = frames.rechunk({0: chunk_size, 1: -1, 2: -1})
         blocks = list(frames.to_delayed().ravel())
         starts = np.concatenate([[0], np.cumsum(frames.chunks[0])[:-1]]).tolist()
@@ -330,7 +337,6 @@ def predict_joblib(
 
     _check_localizer(localizer)
     chunk_size = _check_chunk_size(chunk_size)
-    chunk_size = _aligned_chunk_size(localizer, chunk_size, batch_size)
     if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(
         n_jobs, (numbers.Integral, type(None))
     ):
@@ -362,6 +368,9 @@ def predict_joblib(
             # TiffStack is never read by two threads at once
             return np.asarray(frames[start:stop])
 
+    chunk_size = _aligned_chunk_size(
+        localizer, chunk_size, batch_size, frames.shape[1:]
+    )
     if in_process:
         # same process: no copy of the model, no change to torch's threads
         payload, key = None, f"in-process-{id(localizer)}"

@@ -137,6 +137,21 @@ def tile_layout(size, tile_size, overlap):
     return starts, np.concatenate([[0], seams, [size]]).astype(np.int64)
 
 
+def _default_batch_size(localizer, frame_shape):
+    """Frames (or tiles) per forward pass when none is given.
+
+    The rule of ``DistanceTransformLocalizer._predict_frames``: at most
+    ``2 * batch_size``, and few enough that a batch of maps stays near 32 MB.
+    Parallel chunks and tiles must use the very same batches as ``predict`` to
+    give bit-identical results.
+    """
+    method = getattr(localizer, "_prediction_batch_size", None)
+    if method is not None:  # the localizer's own rule, where it exposes it
+        return int(method(tuple(frame_shape)))
+    map_pixels = int(frame_shape[0]) * int(frame_shape[1]) * localizer.upscaling**2
+    return max(1, min(2 * localizer.batch_size, 2**23 // map_pixels))
+
+
 def _check_int(value, name, low):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}.")
@@ -170,7 +185,8 @@ def predict_tiled(
         Frames normalized at a time; tiles and maps are held one batch at a
         time.
     batch_size : int, optional
-        Tiles per forward pass; default ``2 * localizer.batch_size``.
+        Tiles per forward pass; default as ``localizer.predict`` chooses it for
+        frames of the tile's size (a batch of maps near 32 MB).
 
     Returns
     -------
@@ -216,7 +232,9 @@ def predict_tiled(
     col_starts, col_bounds = tile_layout(width, tile_size, overlap)
     layout = (row_starts, row_bounds, col_starts, col_bounds)
     tile_h, tile_w = min(tile_size, height), min(tile_size, width)
-    batch_size = batch_size or 2 * localizer.batch_size
+    batch_size = batch_size or _default_batch_size(localizer, (tile_h, tile_w))
+    if hasattr(localizer, "_sync_regressor"):
+        localizer._sync_regressor()  # device / precision changed after fit
     tables = [
         _predict_chunk(localizer, chunk, start, layout, tile_h, tile_w, batch_size)
         for start, chunk in chunks
@@ -312,18 +330,41 @@ def _predict_chunk(localizer, frames, frame_offset, layout, tile_h, tile_w, batc
         np.concatenate(a) for a in zip(*found, strict=True)
     )
     if not len(frame):
-        return empty_localizations(["frame", "x_nm", "y_nm", "score"])
+        return _refine(
+            localizer, frames, empty_localizations(["frame", "x_nm", "y_nm", "score"])
+        )
     keep = _merge_seam_duplicates(frame, tile, row, col, value, md)
     order = np.flatnonzero(keep)[np.lexsort((col[keep], row[keep], frame[keep]))]
     nm_per_map_pixel = localizer.pixel_size_nm / r
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
-            "frame": frame[order] + np.int64(frame_offset),
+            "frame": frame[order],
             "x_nm": (col[order] + dx[order] + 0.5) * nm_per_map_pixel,
             "y_nm": (row[order] + dy[order] + 0.5) * nm_per_map_pixel,
             "score": value[order],
         }
     )
+    table = _refine(localizer, frames, table)
+    table["frame"] += np.int64(frame_offset)
+    return table
+
+
+def _refine(localizer, frames, table):
+    """Apply the localizer's optional Gaussian ``refiner`` on whole frames.
+
+    The same steps as ``DistanceTransformLocalizer._predict_frames``; the fits
+    use the camera frames, not the tiles, so they are seam-free as well.
+    """
+    refiner = getattr(localizer, "refiner", None)
+    if refiner is None:
+        return table
+    from sklearn.base import clone
+
+    if refiner.get_params().get("pixel_size_nm") != localizer.pixel_size_nm:
+        refiner = clone(refiner).set_params(pixel_size_nm=localizer.pixel_size_nm)
+    if not hasattr(refiner, "e_per_count_"):
+        refiner = clone(refiner).fit()
+    return refiner.refine(frames, table)
 
 
 def _merge_seam_duplicates(frame, tile, row, col, value, min_distance):

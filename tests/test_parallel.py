@@ -139,9 +139,12 @@ def test_chunks_are_whole_batches(localizer, frames, expected):
     # to 8, every pass holds the frames of predict's passes
     from sklearn_smlm.parallel import _aligned_chunk_size
 
-    assert _aligned_chunk_size(localizer, 3, None) == 8
-    assert _aligned_chunk_size(localizer, 9, None) == 16
-    assert _aligned_chunk_size(localizer, 9, 3) == 9
+    assert _aligned_chunk_size(localizer, 3, None, (20, 24)) == 8
+    assert _aligned_chunk_size(localizer, 9, None, (20, 24)) == 16
+    assert _aligned_chunk_size(localizer, 9, 3, (20, 24)) == 9
+    # large frames: predict's batch is bounded to about 32 MB of maps
+    # (2**23 map pixels): 512 x 512 at r = 3 -> 3 frames, chunks of 21
+    assert _aligned_chunk_size(localizer, 20, None, (512, 512)) == 21
     table = predict_joblib(localizer, frames, n_jobs=1, chunk_size=1, batch_size=2)
     pd.testing.assert_frame_equal(
         table, localizer.predict(frames, batch_size=2), check_exact=True

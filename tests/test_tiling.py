@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy.special import erf
@@ -285,3 +286,17 @@ def test_merge_seam_duplicates_by_hand():
         1,
     )
     assert keep.all()
+
+
+def test_gaussian_refiner_is_applied_like_predict(localizer):
+    from sklearn_smlm import GaussianFitLocalizer
+
+    X, _ = PAFPSimulator(frame_shape=(40, 40), random_state=5).simulate(2)
+    localizer.set_params(refiner=GaussianFitLocalizer())
+    try:
+        whole = localizer.predict(X)
+        tiled = predict_tiled(localizer, X, tile_size=20, overlap=5)
+    finally:
+        localizer.set_params(refiner=None)
+    assert len(whole) > 5 and len(whole.columns) > 4  # the fits' columns
+    pd.testing.assert_frame_equal(tiled, whole, check_exact=False, rtol=1e-5, atol=1e-3)
