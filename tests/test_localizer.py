@@ -322,7 +322,7 @@ def test_iter_predict_streams_with_global_frames(fitted, data, tmp_path):
 
 def test_hybrid_refiner_keeps_detections_and_sharpens_them(trained):
     from sklearn_smlm.fitting import GaussianFitLocalizer
-    from sklearn_smlm.metrics import localization_metrics
+    from sklearn_smlm.metrics import localization_metrics, match_localizations
 
     X, y = PAFPSimulator(**SPARSE, random_state=3).simulate(40)
     plain = trained.predict(X)
@@ -338,7 +338,10 @@ def test_hybrid_refiner_keeps_detections_and_sharpens_them(trained):
     np.testing.assert_array_equal(table["frame"], plain["frame"])
     for column in ("photons", "background", "sigma_nm", "uncertainty_nm"):
         assert table[column].notna().all()
-    assert table["fit_ok"].mean() > 0.8
+    # the fits of the true detections succeed (false detections on noise may
+    # fail; they keep the network's position and are flagged)
+    matched = match_localizations(y, plain, tolerance_nm=100.0)["pred_index"]
+    assert table["fit_ok"].iloc[matched].mean() > 0.9
     # the fit on the raw pixels localizes bright isolated spots more precisely
     before = localization_metrics(y, plain, tolerance_nm=100.0)
     after = localization_metrics(y, table, tolerance_nm=100.0)

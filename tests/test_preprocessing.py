@@ -127,8 +127,6 @@ _EXPECTED_FAILED = {
     "check_n_features_in": "frames have no fixed number of features",
     "check_n_features_in_after_fitting": "frames have no fixed number of features",
     # the shared check_frames (sklearn_smlm._validation) words these errors its way
-    "check_complex_data": "check_frames raises TypeError 'must hold real numbers'",
-    "check_dtype_object": "check_frames raises TypeError 'must hold real numbers'",
     "check_estimators_empty_data_messages": "check_frames says 'empty frames'",
 }
 
