@@ -49,6 +49,10 @@ _LAZY = {
     "match_localizations": "metrics",
     # rendering
     "render": "rendering",
+    # scale
+    "predict_dask": "parallel",
+    "predict_joblib": "parallel",
+    "predict_tiled": "tiling",
 }
 
 _SUBMODULES = [
@@ -62,6 +66,9 @@ _SUBMODULES = [
     "fitting",
     "rendering",
     "nn",
+    "parallel",
+    "tiling",
+    "cli",
 ]
 
 __all__ = sorted(_LAZY) + _SUBMODULES + ["__version__"]

@@ -133,6 +133,12 @@ def validate_localizations(table, *, name="localizations", copy=True):
             f"{name}: column 'frame' must hold whole numbers; row {row} holds "
             f"{table['frame'].iloc[row]!r}."
         )
+    if (frame >= 2**62).any():
+        row = int(np.flatnonzero(frame >= 2**62)[0])
+        raise ValueError(
+            f"{name}: frame number {frame[row]:.3g} in row {row} is too large to be "
+            "a frame of a stack."
+        )
     if (frame < 0).any():
         raise ValueError(
             f"{name}: frame numbers must be >= 0 (0-based), found {int(frame.min())}."

@@ -82,14 +82,23 @@ def check_frames(X, *, name="X", dtype=np.float32, allow_single=True):
         raise ValueError(f"{name} holds no frames (shape {raw.shape}).")
     if raw.shape[1] == 0 or raw.shape[2] == 0:
         raise ValueError(f"{name} has empty frames of shape {raw.shape[1:]}.")
-    frames = raw.astype(dtype, copy=False)
-    if np.issubdtype(raw.dtype, np.floating) and not np.isfinite(frames).all():
-        bad = ~np.isfinite(frames).reshape(len(frames), -1).all(axis=1)
+    if np.issubdtype(raw.dtype, np.floating) and not np.isfinite(raw).all():
+        bad = ~np.isfinite(raw).reshape(len(raw), -1).all(axis=1)
         raise ValueError(
             f"{name} holds NaN or infinite values (in {int(bad.sum())} frame(s), "
             f"first frame {int(np.flatnonzero(bad)[0])})."
         )
-    return frames
+    if (
+        np.issubdtype(raw.dtype, np.floating)
+        and raw.dtype.itemsize > np.dtype(dtype).itemsize
+    ):
+        largest, limit = float(np.abs(raw).max()), float(np.finfo(dtype).max)
+        if largest > limit:
+            raise ValueError(
+                f"{name} holds values up to {largest:.3g}, beyond the range of "
+                f"{np.dtype(dtype).name} ({limit:.3g}); camera frames never do."
+            )
+    return raw.astype(dtype, copy=False)
 
 
 def check_positive(value, name, *, integer=False, allow_zero=False):

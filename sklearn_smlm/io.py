@@ -761,10 +761,20 @@ def _read_text(path):
     return path, text
 
 
-def _split_header(text):
+def _header_fields(line, path):
+    try:
+        fields = next(csv.reader([line.strip("\r")]), [])
+    except csv.Error as exc:
+        raise SMLMFileError(
+            f"{path}: the first line is not a comma-separated header ({exc}); is "
+            "it the right file?"
+        ) from None
+    return [f.strip() for f in fields]
+
+
+def _split_header(text, path):
     line, _, rest = text.partition("\n")
-    fields = next(csv.reader([line.strip("\r")]))
-    return [f.strip() for f in fields], rest
+    return _header_fields(line, path), rest
 
 
 def _check_field_counts(path, body, n_fields, first_line_number):
@@ -959,7 +969,7 @@ def read_thunderstorm_csv(path):
     'uncertainty_xy [nm]'
     """
     path, text = _read_text(path)
-    names, body = _split_header(text)
+    names, body = _split_header(text, path)
     _require_columns(
         path,
         names,
@@ -1137,7 +1147,7 @@ def read_challenge_csv(path):
     0   1      0  3256.75  4501.5 -120.0   1520.3
     """
     path, text = _read_text(path)
-    fields, rest = _split_header(text)
+    fields, rest = _split_header(text, path)
     if all(_is_number(f) for f in fields if f):
         names = _CHALLENGE_HEADERLESS.get(len(fields))
         if names is None:
@@ -1226,7 +1236,7 @@ _FORMATS = ("thunderstorm", "challenge", "native")
 
 def _read_native_csv(path):
     path, text = _read_text(path)
-    names, body = _split_header(text)
+    names, body = _split_header(text, path)
     _require_columns(path, names, ["frame", "x_nm", "y_nm"], "sklearn-smlm CSV", "")
     from ._localizations import LOCALIZATION_COLUMNS
 
@@ -1258,7 +1268,7 @@ def _sniff(path):
         line = head.decode("utf-8-sig").partition("\n")[0]
     except UnicodeDecodeError:
         line = head.decode("latin-1").partition("\n")[0]
-    fields = [f.strip() for f in next(csv.reader([line.strip("\r")]), [])]
+    fields = _header_fields(line, path)
     if "x [nm]" in fields:
         return "thunderstorm"
     if "x_nm" in fields and "y_nm" in fields:

@@ -710,10 +710,7 @@ augment, precision, device, random_state, verbose
             )
         self._sync_regressor()
         if batch_size is None:
-            # Bound the maps held at once (about 32 MB of float32 per batch):
-            # 32 frames of 64 x 64, 2 frames of 256 x 256 at r = 7.
-            map_pixels = frames.shape[1] * frames.shape[2] * self.upscaling**2
-            batch_size = max(1, min(2 * self.batch_size, 2**23 // map_pixels))
+            batch_size = self._prediction_batch_size(frames.shape[1:])
         normalized = self.normalizer_.transform(frames)
         tables = []
         for i, maps in enumerate(self.regressor_._iter_maps(normalized, batch_size)):
@@ -727,16 +724,31 @@ augment, precision, device, random_state, verbose
                     min_distance=self.min_distance,
                 )
             )
-        table = pd.concat(tables, ignore_index=True)
-        if self.refiner is not None:
-            refiner = self.refiner
-            if refiner.get_params().get("pixel_size_nm") != self.pixel_size_nm:
-                refiner = clone(refiner).set_params(pixel_size_nm=self.pixel_size_nm)
-            if not hasattr(refiner, "e_per_count_"):
-                refiner = clone(refiner).fit()
-            table = refiner.refine(frames, table)
+        table = self._refine(frames, pd.concat(tables, ignore_index=True))
         table["frame"] += frame_offset
         return table
+
+    def _prediction_batch_size(self, frame_shape):
+        """Frames per forward pass when none is given.
+
+        At most ``2 * batch_size``, and few enough that a batch of maps stays
+        near 32 MB of float32: 32 frames of 64 x 64, 2 frames of 256 x 256 at
+        r = 7. Chunked and tiled prediction use the same rule so that their
+        batches, and so their float rounding, are those of ``predict``.
+        """
+        map_pixels = int(frame_shape[0]) * int(frame_shape[1]) * self.upscaling**2
+        return max(1, min(2 * self.batch_size, 2**23 // map_pixels))
+
+    def _refine(self, frames, table):
+        """Apply the optional Gaussian ``refiner`` to the detections of frames."""
+        if self.refiner is None:
+            return table
+        refiner = self.refiner
+        if refiner.get_params().get("pixel_size_nm") != self.pixel_size_nm:
+            refiner = clone(refiner).set_params(pixel_size_nm=self.pixel_size_nm)
+        if not hasattr(refiner, "e_per_count_"):
+            refiner = clone(refiner).fit()
+        return refiner.refine(frames, table)
 
     def score(self, X, y, *, tolerance_nm=250.0):
         """Jaccard index of the localizations of ``X`` against ``y``.

@@ -80,8 +80,6 @@ def _aligned_chunk_size(localizer, chunk_size, batch_size, frame_shape):
     against 8 were measured), and identical batches keep the results
     bit-identical.
     """
-    from .tiling import _default_batch_size
-
     if batch_size is not None:
         if isinstance(batch_size, (bool, np.bool_)) or not isinstance(
             batch_size, numbers.Integral
@@ -89,7 +87,7 @@ def _aligned_chunk_size(localizer, chunk_size, batch_size, frame_shape):
             raise TypeError(f"batch_size must be an integer, got {batch_size!r}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    batch = int(batch_size or _default_batch_size(localizer, frame_shape))
+    batch = int(batch_size or localizer._prediction_batch_size(frame_shape))
     return -(-chunk_size // batch) * batch
 
 

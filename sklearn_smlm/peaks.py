@@ -106,6 +106,9 @@ def find_peaks(maps, threshold, *, min_distance=1, exclude_border=False, refine=
         )
 
     local_max = _max_filter(maps, min_distance)
+    if np.issubdtype(maps.dtype, np.floating):
+        # a threshold beyond the map's dtype would overflow in the comparison
+        threshold = min(threshold, float(np.finfo(maps.dtype).max))
     is_peak = maps > threshold
     is_peak &= maps == local_max
     _, height, width = maps.shape

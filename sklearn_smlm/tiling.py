@@ -137,21 +137,6 @@ def tile_layout(size, tile_size, overlap):
     return starts, np.concatenate([[0], seams, [size]]).astype(np.int64)
 
 
-def _default_batch_size(localizer, frame_shape):
-    """Frames (or tiles) per forward pass when none is given.
-
-    The rule of ``DistanceTransformLocalizer._predict_frames``: at most
-    ``2 * batch_size``, and few enough that a batch of maps stays near 32 MB.
-    Parallel chunks and tiles must use the very same batches as ``predict`` to
-    give bit-identical results.
-    """
-    method = getattr(localizer, "_prediction_batch_size", None)
-    if method is not None:  # the localizer's own rule, where it exposes it
-        return int(method(tuple(frame_shape)))
-    map_pixels = int(frame_shape[0]) * int(frame_shape[1]) * localizer.upscaling**2
-    return max(1, min(2 * localizer.batch_size, 2**23 // map_pixels))
-
-
 def _check_int(value, name, low):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}.")
@@ -232,9 +217,8 @@ def predict_tiled(
     col_starts, col_bounds = tile_layout(width, tile_size, overlap)
     layout = (row_starts, row_bounds, col_starts, col_bounds)
     tile_h, tile_w = min(tile_size, height), min(tile_size, width)
-    batch_size = batch_size or _default_batch_size(localizer, (tile_h, tile_w))
-    if hasattr(localizer, "_sync_regressor"):
-        localizer._sync_regressor()  # device / precision changed after fit
+    batch_size = batch_size or localizer._prediction_batch_size((tile_h, tile_w))
+    localizer._sync_regressor()  # device / precision changed after fit
     tables = [
         _predict_chunk(localizer, chunk, start, layout, tile_h, tile_w, batch_size)
         for start, chunk in chunks
@@ -330,9 +314,8 @@ def _predict_chunk(localizer, frames, frame_offset, layout, tile_h, tile_w, batc
         np.concatenate(a) for a in zip(*found, strict=True)
     )
     if not len(frame):
-        return _refine(
-            localizer, frames, empty_localizations(["frame", "x_nm", "y_nm", "score"])
-        )
+        empty = empty_localizations(["frame", "x_nm", "y_nm", "score"])
+        return localizer._refine(frames, empty)
     keep = _merge_seam_duplicates(frame, tile, row, col, value, md)
     order = np.flatnonzero(keep)[np.lexsort((col[keep], row[keep], frame[keep]))]
     nm_per_map_pixel = localizer.pixel_size_nm / r
@@ -344,27 +327,9 @@ def _predict_chunk(localizer, frames, frame_offset, layout, tile_h, tile_w, batc
             "score": value[order],
         }
     )
-    table = _refine(localizer, frames, table)
+    table = localizer._refine(frames, table)
     table["frame"] += np.int64(frame_offset)
     return table
-
-
-def _refine(localizer, frames, table):
-    """Apply the localizer's optional Gaussian ``refiner`` on whole frames.
-
-    The same steps as ``DistanceTransformLocalizer._predict_frames``; the fits
-    use the camera frames, not the tiles, so they are seam-free as well.
-    """
-    refiner = getattr(localizer, "refiner", None)
-    if refiner is None:
-        return table
-    from sklearn.base import clone
-
-    if refiner.get_params().get("pixel_size_nm") != localizer.pixel_size_nm:
-        refiner = clone(refiner).set_params(pixel_size_nm=localizer.pixel_size_nm)
-    if not hasattr(refiner, "e_per_count_"):
-        refiner = clone(refiner).fit()
-    return refiner.refine(frames, table)
 
 
 def _merge_seam_duplicates(frame, tile, row, col, value, min_distance):

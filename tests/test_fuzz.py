@@ -67,7 +67,7 @@ CLEAR_ERRORS = (ValueError, TypeError, FileNotFoundError)
 # - find_peaks (peaks.py): a threshold beyond the float32 range with float32
 #   maps, find_peaks(np.zeros((1, 1), np.float32), 3.5e38), warns "overflow
 #   encountered in cast" (the result, no peak, is right).
-KNOWN_WARNINGS = ("overflow encountered in cast",)
+KNOWN_WARNINGS = ()
 
 
 def outcome(function, *args, **kwargs):
@@ -495,9 +495,8 @@ def test_cli_exit_codes_seen():
 
 
 # ------------------------------------------- reproductions of found issues
-# Minimal cases the fuzzing found, reported to the owners of the modules.
-# strict xfail: once fixed, the test passes, pytest reports XPASS as a failure,
-# and the mark (and the KNOWN_WARNINGS entry) is removed.
+# Minimal cases the fuzzing found (and that were fixed): each must end in a
+# result or a clear error, without a numpy warning.
 def _strict(function, *args):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -507,29 +506,24 @@ def _strict(function, *args):
             return None
 
 
-@pytest.mark.xfail(strict=True, reason="_validation.check_frames: cast overflow")
 def test_issue_check_frames_beyond_float32():
     _strict(check_frames, np.array([[3.5e38]]))
 
 
-@pytest.mark.xfail(strict=True, reason="peaks.find_peaks: threshold cast overflow")
 def test_issue_threshold_beyond_float32():
     _strict(maps_to_localizations, np.zeros((1, 2, 2), np.float32), 3.5e38)
 
 
-@pytest.mark.xfail(strict=True, reason="validate_localizations: frame overflow")
 def test_issue_frame_beyond_int64():
     table = pd.DataFrame({"frame": [9.3e18], "x_nm": [0.0], "y_nm": [0.0]})
     out = _strict(validate_localizations, table)
-    # today: frame -9223372036854775808 and a RuntimeWarning
     assert out is None or (out["frame"] >= 0).all()
 
 
-@pytest.mark.xfail(strict=True, reason="io CSV readers: csv.Error on a lone CR")
 @pytest.mark.parametrize(
     "reader", [read_localizations, read_thunderstorm_csv, read_challenge_csv]
 )
 def test_issue_csv_lone_carriage_return(reader, tmp_path):
     path = tmp_path / "locs.csv"
     path.write_bytes(b"\x01\r\x01")
-    _strict(reader, path)  # today: _csv.Error, not SMLMFileError
+    _strict(reader, path)
