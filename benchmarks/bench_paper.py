@@ -95,14 +95,14 @@ def timed(fn):
     return table, time.perf_counter() - t0
 
 
-def pretrained(args):
-    """The shipped pretrained localizer, or None with the reason."""
+def pretrained(args, name="default"):
+    """A shipped pretrained localizer, or None with the reason."""
     from sklearn_smlm import DistanceTransformLocalizer
 
     if args.smoke:
         return None, "not run in --smoke mode"
     try:
-        return DistanceTransformLocalizer.pretrained(device="cpu"), ""
+        return DistanceTransformLocalizer.pretrained(name, device="cpu"), ""
     except ValueError as exc:
         return None, f"not run: {exc}"
 
@@ -327,6 +327,15 @@ def section_table1(args, settings, conditions):
                 loc,
                 f"{info['n_frames']} sim. frames, dropout {dropout:g}, "
                 f"threshold {loc.threshold:g}, {info['n_epochs']} epochs",
+            )
+        )
+    dense, _ = pretrained(args, "dense_2013")
+    if dense is not None:  # the shipped model for 2013-like dense data
+        cnns.append(
+            (
+                "library: pretrained 'dense_2013' CNN",
+                dense,
+                f"threshold {dense.threshold:g} (chosen on simulated frames)",
             )
         )
     best, why = pretrained(args)
