@@ -135,12 +135,14 @@ def test_dask_local_scheduler_equals_predict(localizer, frames, expected):
 
 
 def test_chunks_are_whole_batches(localizer, frames, expected):
-    # chunk_size=3 with batches of 8 would give passes of 3 frames; rounded up
-    # to 8, every pass holds the frames of predict's passes
+    # chunk_size=3 with batches of 4 (the localizer's batch_size) would give
+    # passes of 3 frames; rounded up to 4, every pass holds the frames of
+    # predict's passes
     from sklearn_smlm.parallel import _aligned_chunk_size
 
-    assert _aligned_chunk_size(localizer, 3, None, (20, 24)) == 8
-    assert _aligned_chunk_size(localizer, 9, None, (20, 24)) == 16
+    assert localizer.batch_size == 4
+    assert _aligned_chunk_size(localizer, 3, None, (20, 24)) == 4
+    assert _aligned_chunk_size(localizer, 9, None, (20, 24)) == 12
     assert _aligned_chunk_size(localizer, 9, 3, (20, 24)) == 9
     # large frames: predict's batch is bounded to about 32 MB of maps
     # (2**23 map pixels): 512 x 512 at r = 3 -> 3 frames, chunks of 21
