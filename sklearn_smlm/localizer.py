@@ -797,8 +797,9 @@ augment, precision, device, random_state, verbose
         import torch
 
         state = self.regressor_._state()
+        objects = ("normalizer", "refiner")
         params = {
-            k: v for k, v in self.get_params(deep=False).items() if k != "normalizer"
+            k: v for k, v in self.get_params(deep=False).items() if k not in objects
         }
         params["stages"] = list(params["stages"]) if params["stages"] else None
         if not isinstance(params["random_state"], (int, type(None))):
@@ -814,6 +815,12 @@ augment, precision, device, random_state, verbose
             "normalizer": {
                 "class": type(normalizer).__name__,
                 "params": normalizer.get_params(deep=False),
+            },
+            "refiner": None
+            if self.refiner is None
+            else {
+                "class": type(self.refiner).__name__,
+                "params": self.refiner.get_params(deep=False),
             },
             "frame_shape": list(self.frame_shape_),
             "n_epochs": int(self.regressor_.n_epochs_),
@@ -946,7 +953,16 @@ def load_model(path, *, device="auto"):
     params["stages"] = tuple(params["stages"]) if params["stages"] else None
     params["device"] = device
     normalizer = FrameNormalizer(**metadata["normalizer"]["params"])
-    loc = DistanceTransformLocalizer(normalizer=normalizer, **params)
+    refiner = metadata.get("refiner")
+    if refiner is not None:
+        from .fitting import GaussianFitLocalizer
+
+        refiner_params = dict(refiner["params"])
+        for key, value in refiner_params.items():  # JSON turned tuples to lists
+            if isinstance(value, list):
+                refiner_params[key] = tuple(value)
+        refiner = GaussianFitLocalizer(**refiner_params)
+    loc = DistanceTransformLocalizer(normalizer=normalizer, refiner=refiner, **params)
     reg = loc._make_regressor()
     reg.device_ = resolve_device(device)
     from .nn import resolve_precision

@@ -360,3 +360,17 @@ def test_precision_can_change_after_fit(fitted, data):
     fitted.predict(X[:2])
     assert fitted.regressor_.precision_ == "bf16"
     fitted.set_params(precision="auto")
+
+
+def test_save_load_keeps_the_hybrid_refiner(fitted, data, tmp_path):
+    from sklearn_smlm.fitting import GaussianFitLocalizer
+
+    X, _ = data
+    hybrid = clone(fitted).set_params(
+        refiner=GaussianFitLocalizer(baseline_adu=100.0, e_per_adu=50.0, em_gain=100.0)
+    )
+    hybrid.normalizer_, hybrid.regressor_ = fitted.normalizer_, fitted.regressor_
+    hybrid.frame_shape_, hybrid.net_ = fitted.frame_shape_, fitted.net_
+    loaded = load_model(hybrid.save(tmp_path / "hybrid.pt"))
+    assert loaded.refiner.get_params() == hybrid.refiner.get_params()
+    pd.testing.assert_frame_equal(loaded.predict(X), hybrid.predict(X))
