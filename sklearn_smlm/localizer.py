@@ -953,6 +953,7 @@ def load_model(path, *, device="auto"):
     params["stages"] = tuple(params["stages"]) if params["stages"] else None
     params["device"] = device
     normalizer = FrameNormalizer(**metadata["normalizer"]["params"])
+    params.pop("refiner", None)  # files of the same format may list it (None)
     refiner = metadata.get("refiner")
     if refiner is not None:
         from .fitting import GaussianFitLocalizer

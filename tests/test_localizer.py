@@ -374,3 +374,11 @@ def test_save_load_keeps_the_hybrid_refiner(fitted, data, tmp_path):
     loaded = load_model(hybrid.save(tmp_path / "hybrid.pt"))
     assert loaded.refiner.get_params() == hybrid.refiner.get_params()
     pd.testing.assert_frame_equal(loaded.predict(X), hybrid.predict(X))
+
+
+@pytest.mark.parametrize("name", ["default", "dense_2013"])
+def test_shipped_pretrained_models_load_and_localize(name):
+    loc = DistanceTransformLocalizer.pretrained(name, device="cpu")
+    assert loc.model_metadata_["training"]["pixel_size_nm"] == 100.0
+    X, y = PAFPSimulator(density_per_um2=1.0, random_state=0).simulate(4)
+    assert loc.score(X, y) > 0.8
