@@ -30,7 +30,21 @@ _SIGNS = {
 
 
 class _BaseLocalizationScorer(BaseEstimator):
-    """Shared call logic; subclasses say which metric they score."""
+    """Shared parameters and call logic; subclasses say which metric they score."""
+
+    def __init__(
+        self,
+        tolerance_nm=250.0,
+        matching="hungarian",
+        border_nm=None,
+        field_of_view_nm=None,
+        axial_tolerance_nm=None,
+    ):
+        self.tolerance_nm = tolerance_nm
+        self.matching = matching
+        self.border_nm = border_nm
+        self.field_of_view_nm = field_of_view_nm
+        self.axial_tolerance_nm = axial_tolerance_nm
 
     @property
     def _sign(self):
@@ -182,11 +196,13 @@ class LocalizationScorer(_BaseLocalizationScorer):
         axial_tolerance_nm=None,
         metric="jaccard",
     ):
-        self.tolerance_nm = tolerance_nm
-        self.matching = matching
-        self.border_nm = border_nm
-        self.field_of_view_nm = field_of_view_nm
-        self.axial_tolerance_nm = axial_tolerance_nm
+        super().__init__(
+            tolerance_nm=tolerance_nm,
+            matching=matching,
+            border_nm=border_nm,
+            field_of_view_nm=field_of_view_nm,
+            axial_tolerance_nm=axial_tolerance_nm,
+        )
         self.metric = metric
 
     def _metric_name(self):
@@ -217,20 +233,6 @@ class JaccardScorer(_BaseLocalizationScorer):
 
     _metric = "jaccard"
 
-    def __init__(
-        self,
-        tolerance_nm=250.0,
-        matching="hungarian",
-        border_nm=None,
-        field_of_view_nm=None,
-        axial_tolerance_nm=None,
-    ):
-        self.tolerance_nm = tolerance_nm
-        self.matching = matching
-        self.border_nm = border_nm
-        self.field_of_view_nm = field_of_view_nm
-        self.axial_tolerance_nm = axial_tolerance_nm
-
 
 class RMSEScorer(_BaseLocalizationScorer):
     __doc__ = (
@@ -257,20 +259,6 @@ class RMSEScorer(_BaseLocalizationScorer):
     )
 
     _metric = "rmse_nm"
-
-    def __init__(
-        self,
-        tolerance_nm=250.0,
-        matching="hungarian",
-        border_nm=None,
-        field_of_view_nm=None,
-        axial_tolerance_nm=None,
-    ):
-        self.tolerance_nm = tolerance_nm
-        self.matching = matching
-        self.border_nm = border_nm
-        self.field_of_view_nm = field_of_view_nm
-        self.axial_tolerance_nm = axial_tolerance_nm
 
 
 def make_localization_scorer(metric="jaccard", **kwargs):
