@@ -661,3 +661,22 @@ def preset(name, **overrides):
     from sklearn_smlm.simulation import PRESETS
 
     return dict(PRESETS[name], **overrides)
+
+
+def table1_frames(args, settings):
+    """Evaluation frames, truth and name of the Table I look-alike.
+
+    ``bt_hd_recreated`` (evaluation only), or simulated filaments standing in
+    for it in ``--smoke`` runs.
+    """
+    if args.smoke:
+        frames, truth = test_frames(
+            args,
+            settings,
+            preset("bt_hd_2013", structure="filaments"),
+            settings["n_test"],
+            9000,
+        )
+        return frames, truth, "smoke stand-in (simulated filaments)"
+    frames, truth = load_bt_hd()
+    return frames, truth, "bt_hd_recreated"

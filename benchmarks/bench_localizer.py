@@ -304,18 +304,7 @@ def evaluate_on_bt_hd(loc, frames, truth, thresholds_val=None):
 def section_training(args, settings, conditions):
     from sklearn_smlm import DistanceTransformLocalizer
 
-    if args.smoke:
-        frames, truth = C.test_frames(
-            args,
-            settings,
-            C.preset("bt_hd_2013", structure="filaments"),
-            settings["n_test"],
-            9000,
-        )
-        data_name = "smoke stand-in (simulated filaments)"
-    else:
-        frames, truth = C.load_bt_hd()
-        data_name = "bt_hd_recreated"
+    frames, truth, data_name = C.table1_frames(args, settings)
     Xv, yv = C.test_frames(
         args, settings, C.preset("bt_hd_2013"), settings["n_valid"], 6000
     )

@@ -296,18 +296,9 @@ def goal_lines(rows, key, label):
 
 # ----------------------------------------------------------------- table1
 def section_table1(args, settings, conditions):
-    if args.smoke:
-        frames, truth = C.test_frames(
-            args,
-            settings,
-            C.preset("bt_hd_2013", structure="filaments"),
-            settings["n_test"],
-            9000,
-        )
-        data = "smoke stand-in (simulated filaments)"
-    else:
-        frames, truth = C.load_bt_hd()
-        data = f"bt_hd_recreated ({len(frames)} frames)"
+    frames, truth, data = C.table1_frames(args, settings)
+    if not args.smoke:
+        data = f"{data} ({len(frames)} frames)"
     Xv, yv = C.test_frames(
         args, settings, C.preset("bt_hd_2013"), settings["n_valid"], 6000
     )
