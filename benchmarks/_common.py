@@ -97,6 +97,13 @@ def make_parser(doc, sections):
         "ends sooner)",
     )
     parser.add_argument(
+        "--train-device",
+        default="cpu",
+        help="device of every training: 'cpu' (default, so that training times "
+        "are this machine's), 'cuda' or 'auto'; a model trained elsewhere than "
+        "on the CPU is cached under its own name (suffix _cuda)",
+    )
+    parser.add_argument(
         "--picasso-python",
         default=None,
         help="a Python with picassosr installed (own venv: it pins its own numpy), "
@@ -586,8 +593,10 @@ def train_model(
     """
     from sklearn_smlm import DistanceTransformLocalizer, PAFPSimulator
 
+    device = getattr(args, "train_device", "cpu")
     full_key = (
         f"{key}_n{n_frames}_e{settings['max_epochs']}_do{dropout:g}_s{args.seed}"
+        + ("" if device == "cpu" else f"_{device}")
         + ("_smoke" if args.smoke else "")
     )
 
@@ -611,7 +620,7 @@ def train_model(
             max_epochs=settings["max_epochs"],
             validation_fraction=0.1,
             random_state=args.seed,
-            device="cpu",
+            device=device,
             verbose=0,
             **settings["net"],
         )
@@ -628,6 +637,7 @@ def train_model(
             "dropout": dropout,
             "simulate_seconds": simulate_s,
             "fit_seconds": fit_s,
+            "train_device": describe_device(loc.regressor_.device_),
             **history_summary(loc),
         }
         log(
@@ -639,6 +649,16 @@ def train_model(
     return cached_model(
         args.cache, full_key, build, use_cache=not args.no_cache, log=log
     )
+
+
+def describe_device(device):
+    """``"cpu"`` or ``"cuda (NVIDIA H200)"``: where a model was trained."""
+    import torch
+
+    device = str(device)
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return device
 
 
 def test_frames(args, settings, preset_overrides, n_frames, seed_offset):

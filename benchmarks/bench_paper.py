@@ -295,13 +295,14 @@ def goal_lines(rows, key, label):
 
 
 # ----------------------------------------------------------------- table1
-def section_table1(args, settings, conditions):
-    frames, truth, data = C.table1_frames(args, settings)
-    if not args.smoke:
-        data = f"{data} ({len(frames)} frames)"
-    Xv, yv = C.test_frames(
-        args, settings, C.preset("bt_hd_2013"), settings["n_valid"], 6000
-    )
+def trained_on(info):
+    """`` on cuda (NVIDIA H200)`` for a model not trained on this CPU, else ``""``."""
+    device = info.get("train_device", "cpu")
+    return "" if device == "cpu" else f", trained on {device}"
+
+
+def table1_cnns(args, settings):
+    """The paper-setting CNNs of Table I, with and without dropout (cached)."""
     cnns = []
     for dropout, name in ((args.dropout, "CNN, dropout"), (0.0, "CNN, no dropout")):
         loc, info = C.train_model(
@@ -317,9 +318,32 @@ def section_table1(args, settings, conditions):
                 f"{name} (paper settings)",
                 loc,
                 f"{info['n_frames']} sim. frames, dropout {dropout:g}, "
-                f"threshold {loc.threshold:g}, {info['n_epochs']} epochs",
+                f"threshold {loc.threshold:g}, {info['n_epochs']} epochs"
+                + trained_on(info),
             )
         )
+    return cnns
+
+
+def table2_cnn(args, settings):
+    """The CNN of Table II: 4000 frames with the paper's gradients (cached)."""
+    return C.train_model(
+        args,
+        settings,
+        key="mt0_2016_gradients",
+        simulator_params=TRAIN_2016,
+        n_frames=settings["n_train_2016"],
+    )
+
+
+def section_table1(args, settings, conditions):
+    frames, truth, data = C.table1_frames(args, settings)
+    if not args.smoke:
+        data = f"{data} ({len(frames)} frames)"
+    Xv, yv = C.test_frames(
+        args, settings, C.preset("bt_hd_2013"), settings["n_valid"], 6000
+    )
+    cnns = table1_cnns(args, settings)
     dense, _ = pretrained(args, "dense_2013")
     if dense is not None:  # the shipped model for 2013-like dense data
         cnns.append(
@@ -359,17 +383,11 @@ def section_table1(args, settings, conditions):
 
 # ----------------------------------------------------------------- table2
 def section_table2(args, settings, conditions):
-    loc, info = C.train_model(
-        args,
-        settings,
-        key="mt0_2016_gradients",
-        simulator_params=TRAIN_2016,
-        n_frames=settings["n_train_2016"],
-    )
+    loc, info = table2_cnn(args, settings)
     cnn_note = (
         f"{info['n_frames']} sim. frames with density and background "
         f"gradients (both SNRs), threshold {loc.threshold:g}, "
-        f"{info['n_epochs']} epochs"
+        f"{info['n_epochs']} epochs{trained_on(info)}"
     )
     best, why = pretrained(args)
     camera = CAMERAS["mt0_n1_hd_2016"]
@@ -648,7 +666,8 @@ def section_speed(args, settings, conditions):
                 " (from the cached model: measured when it was trained)"
                 if info.get("from_cache")
                 else ""
-            ),
+            )
+            + trained_on(info),
         }
     )
     for preset, shape, n in (
@@ -808,10 +827,22 @@ def main(argv=None):
         help="folder for the temporary 2.6 GB stack (default: "
         "the system's temporary folder)",
     )
+    parser.add_argument(
+        "--train-only",
+        action="store_true",
+        help="only train (and cache) the CNNs of the chosen sections, e.g. on a "
+        "GPU machine with --train-device cuda; evaluate later from the cache",
+    )
     args = C.finish_args(parser.parse_args(argv), SECTIONS)
     settings = C.run_settings(args)
     if args.stack_frames:
         settings["stack_frames"] = args.stack_frames
+    if args.train_only:
+        if "table1" in args.sections:
+            table1_cnns(args, settings)
+        if "table2" in args.sections:
+            table2_cnn(args, settings)
+        return []
     conditions = C.Conditions(argv)
     parts = []
     for name in SECTIONS:

@@ -7,6 +7,10 @@ frames/s. Nothing is trained or tuned on these frames; the threshold sweep at
 the end is printed for information only.
 
     python benchmarks/eval_pretrained.py [--data ../shared/data/bt_hd_recreated]
+    python benchmarks/eval_pretrained.py --models a.pt b.pt --out /tmp/eval
+
+``--models`` scores other model files (e.g. candidates trained with
+``scripts/train_pretrained.py``) instead of the shipped ones.
 """
 
 import argparse
@@ -28,12 +32,16 @@ def main(argv=None):
     root = Path(__file__).resolve().parents[1]
     parser.add_argument("--data", default=root.parent / "shared/data/bt_hd_recreated")
     parser.add_argument("--out", default=root / "benchmarks/results")
+    parser.add_argument(
+        "--models", nargs="+", default=None, help="model files (default: shipped)"
+    )
     args = parser.parse_args(argv)
     frames = read_stack(Path(args.data) / "frames.tif")
     truth = read_localizations(Path(args.data) / "ground_truth.csv")
     rows = []
-    for path in sorted(_PRETRAINED_DIR.glob("*.pt")):
-        loc = DistanceTransformLocalizer.pretrained(path.stem, device="cpu")
+    paths = args.models or sorted(_PRETRAINED_DIR.glob("*.pt"))
+    for path in map(Path, paths):
+        loc = DistanceTransformLocalizer.load(path, device="cpu")
         loc.predict(frames[:32])  # warm-up
         t0 = time.perf_counter()
         table = loc.predict(frames)

@@ -804,12 +804,35 @@ def _check_field_counts(path, body, n_fields, first_line_number):
         )
 
 
+def _float_parsing():
+    """``read_csv`` options that read every ``repr()``-written float bit-exactly.
+
+    Whether pandas' default parser does depends on its version (pandas 2 and
+    early 3.0 releases can be off by an ulp, later ones deprecate the
+    option), so test the default once on hard cases and ask for
+    ``"round_trip"`` only where it is needed.
+    """
+    global _FLOAT_PARSING
+    if _FLOAT_PARSING is None:
+        values = [397.30266615910796, 5e-324, 6.666666666666667e-301, 0.1 + 0.2]
+        text = "\n".join(map(repr, values))
+        parsed = pd.read_csv(io.StringIO(text), header=None, dtype=np.float64)
+        exact = parsed[0].to_numpy().tobytes() == np.array(values).tobytes()
+        _FLOAT_PARSING = {} if exact else {"float_precision": "round_trip"}
+    return _FLOAT_PARSING
+
+
+_FLOAT_PARSING = None
+
+
 def _parse(path, body, names, float_columns, first_line_number):
     """Parse the CSV body with float64 for ``float_columns``, inferring others."""
     dtypes = {c: np.float64 for c in float_columns}
     kwargs = {"header": None, "names": names, "skip_blank_lines": True}
     try:
-        return pd.read_csv(io.StringIO(body), dtype=dtypes, **kwargs)
+        return pd.read_csv(
+            io.StringIO(body), dtype=dtypes, **_float_parsing(), **kwargs
+        )
     except (ValueError, pd.errors.ParserError) as e:
         error = e
     # Find the offending cell to name it; parsing without dtypes cannot fail on

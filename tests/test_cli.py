@@ -241,6 +241,8 @@ def test_localize_several_files_numbers_frames_globally(sim, tiny_model, workdir
             LOW_THRESHOLD,
             "--format",
             "native",
+            "--device",
+            "cpu",  # compared with a CPU prediction: the same rounding
         ]
     )
     assert rc == 0
@@ -257,6 +259,7 @@ def test_localize_uses_the_stacks_pixel_size(sim, tiny_model, workdir, capsys):
     write_stack(workdir / "px160.tif", frames, pixel_size_nm=160.0)
     out = workdir / "px160.csv"
     args = ["--model", str(tiny_model), "--threshold", LOW_THRESHOLD]
+    args += ["--device", "cpu"]  # compared with a CPU prediction
     rc = main(["localize", str(workdir / "px160.tif"), "-o", str(out), *args])
     assert rc == 0
     err = capsys.readouterr().err
