@@ -269,9 +269,11 @@ def build_parser():
     )
     p.add_argument(
         "--model",
-        metavar="PATH",
-        help="model file saved by 'sklearn-smlm train' (default: the pretrained "
-        "model shipped with the package)",
+        metavar="PATH|NAME",
+        help="model file saved by 'sklearn-smlm train', or the name of a "
+        "pretrained model shipped with the package: 'default' (the default), "
+        "'dense_2013', 'bt_hd_2013' (most accurate on 2013-like very dense "
+        "data, about 15x slower)",
     )
     p.add_argument(
         "--pixel-size-nm",
@@ -651,10 +653,12 @@ def _check_output_file(path, what="output"):
 
 def _load_cnn(model, device, reporter):
     """Load the model of --model, or the pretrained one."""
-    from .localizer import DistanceTransformLocalizer, load_model
+    from .localizer import DistanceTransformLocalizer, load_model, pretrained_names
 
     _check_device(device)
     if model is not None:
+        if not os.path.exists(model) and model in pretrained_names():
+            return DistanceTransformLocalizer.pretrained(model, device=device)
         return load_model(model, device=device)
     try:
         return DistanceTransformLocalizer.pretrained(device=device)

@@ -878,12 +878,17 @@ augment, precision, device, random_state, verbose
         localizer : DistanceTransformLocalizer
             A fitted localizer, ready to ``predict``.
         """
-        available = sorted(p.stem for p in _PRETRAINED_DIR.glob("*.pt"))
+        available = pretrained_names()
         if name not in available:
             raise ValueError(
                 f"no pretrained model named {name!r}; available: {available}."
             )
         return load_model(_PRETRAINED_DIR / f"{name}.pt", device=device)
+
+
+def pretrained_names():
+    """Names of the pretrained models shipped with the package (sorted)."""
+    return sorted(p.stem for p in _PRETRAINED_DIR.glob("*.pt"))
 
 
 def load_model(path, *, device="auto"):

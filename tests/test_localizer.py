@@ -18,7 +18,12 @@ from sklearn_smlm import (
     jaccard_scorer,
     load_model,
 )
-from sklearn_smlm.localizer import MODEL_FORMAT_VERSION, ModelFileError
+from sklearn_smlm.localizer import (
+    MODEL_FORMAT_VERSION,
+    ModelFileError,
+    pretrained_names,
+)
+from sklearn_smlm.simulation import PRESETS
 
 TINY = dict(n_layers=2, n_channels=8, batch_size=8, random_state=0)
 
@@ -377,9 +382,18 @@ def test_save_load_keeps_the_hybrid_refiner(fitted, data, tmp_path):
     pd.testing.assert_frame_equal(loaded.predict(X), hybrid.predict(X))
 
 
-@pytest.mark.parametrize("name", ["default", "dense_2013"])
-def test_shipped_pretrained_models_load_and_localize(name):
+@pytest.mark.parametrize(
+    "name, conditions",
+    [
+        ("default", {"density_per_um2": 1.0}),
+        ("dense_2013", {"density_per_um2": 1.0}),
+        # a specialist: the calibrated 2013 conditions (5.49 emitters/um^2)
+        ("bt_hd_2013", PRESETS["bt_hd_2013"]),
+    ],
+)
+def test_shipped_pretrained_models_load_and_localize(name, conditions):
+    assert name in pretrained_names()
     loc = DistanceTransformLocalizer.pretrained(name, device="cpu")
     assert loc.model_metadata_["training"]["pixel_size_nm"] == 100.0
-    X, y = PAFPSimulator(density_per_um2=1.0, random_state=0).simulate(4)
+    X, y = PAFPSimulator(**conditions, random_state=0).simulate(4)
     assert loc.score(X, y) > 0.8

@@ -1,0 +1,106 @@
+"""Choose a pretrained model and its threshold among candidates, on simulated frames.
+
+Every candidate model (e.g. trained with ``scripts/train_pretrained.py`` or
+``scripts/train_on_gpu.sh``) is scored on fresh simulated frames of a preset:
+its uniform emitters, and the same emitters on filaments (a stand-in for
+bundled-tube data, where close pairs along the tubes limit recall). For each
+candidate the threshold with the best mean Jaccard index over both sets is
+taken; the chosen model is the one with the best such mean whose RMSE stays
+within ``--max-rmse`` on both sets. No reference data are read::
+
+    python scripts/select_pretrained.py candidates/*.pt --out chosen.pt
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sklearn_smlm import DistanceTransformLocalizer, PAFPSimulator
+from sklearn_smlm.metrics import localization_metrics
+from sklearn_smlm.peaks import maps_to_localizations
+from sklearn_smlm.simulation import PRESETS
+
+THRESHOLDS = (100.0, 200.0, 300.0, 400.0, 500.0)
+
+
+def validation_sets(preset, n_frames, seed):
+    """Fresh frames of the preset: uniform emitters and on 8 filaments."""
+    sets = {}
+    for name, extra in (
+        ("uniform", {}),
+        ("filaments", {"structure": "filaments", "n_filaments": 8}),
+    ):
+        params = dict(PRESETS[preset], **extra)
+        X, y = PAFPSimulator(**params, random_state=seed).simulate(n_frames)
+        sets[name] = (X, [p[:, :2] for p in y])
+    return sets
+
+
+def score(loc, sets):
+    """{threshold: {set: (jaccard, rmse_nm)}} at 250 nm."""
+    scores = {t: {} for t in THRESHOLDS}
+    for name, (X, y) in sets.items():
+        maps = loc.predict_maps(X)
+        for t in THRESHOLDS:
+            table = maps_to_localizations(
+                maps, t, upscaling=loc.upscaling, pixel_size_nm=loc.pixel_size_nm
+            )
+            m = localization_metrics(y, table, tolerance_nm=250.0)
+            scores[t][name] = (round(m["jaccard"], 4), round(m["rmse_nm"], 2))
+    return scores
+
+
+def main(argv=None):
+    """Score every candidate, print the table and save the chosen model."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--preset", default="bt_hd_2013")
+    parser.add_argument("--n-frames", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=4242)
+    parser.add_argument("--max-rmse", type=float, default=44.0)
+    parser.add_argument("--out", default=None, help="save the chosen model here")
+    args = parser.parse_args(argv)
+    sets = validation_sets(args.preset, args.n_frames, args.seed)
+    results = []
+    for path in args.models:
+        loc = DistanceTransformLocalizer.load(path, device="cpu")
+        scores = score(loc, sets)
+        mean = {t: np.mean([ji for ji, _ in s.values()]) for t, s in scores.items()}
+        best = max(THRESHOLDS, key=lambda t: mean[t])
+        ok = all(rmse <= args.max_rmse for _, rmse in scores[best].values())
+        results.append((path, loc, best, mean[best], ok, scores))
+        print(
+            f"{path}: threshold {best:g}, mean JI {mean[best]:.4f}, "
+            f"{scores[best]}" + ("" if ok else f"  (RMSE > {args.max_rmse:g} nm)"),
+            flush=True,
+        )
+    eligible = [r for r in results if r[4]]
+    if not eligible:
+        raise SystemExit("no candidate keeps the RMSE within --max-rmse")
+    path, loc, threshold, mean, _, scores = max(eligible, key=lambda r: r[3])
+    print(f"chosen: {path} at threshold {threshold:g} (mean JI {mean:.4f})")
+    if args.out:
+        loc.set_params(threshold=float(threshold))
+        loc.training_info_ = dict(
+            loc.training_info_ or {},
+            selection={
+                "script": "scripts/select_pretrained.py",
+                "preset": args.preset,
+                "n_frames_per_set": args.n_frames,
+                "seed": args.seed,
+                "threshold": threshold,
+                "scores_at_threshold": scores[threshold],
+                "candidates": {
+                    Path(r[0]).name: {"threshold": r[2], "mean_jaccard": round(r[3], 4)}
+                    for r in results
+                },
+            },
+        )
+        print(json.dumps(loc.training_info_["selection"], indent=1))
+        print(f"saved {loc.save(args.out)}")
+
+
+if __name__ == "__main__":
+    main()
