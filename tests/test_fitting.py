@@ -396,3 +396,37 @@ EXPECTED_FAILED_CHECKS = {
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 30), (2, 160, 200)])
+def test_candidates_are_the_thresholded_maxima_of_the_wavelet_image(shape):
+    # Reference: the plain definition (a 3 x 3 maximum filter with the border
+    # replicated, the noise from the MAD of all fine-scale pixels); frames
+    # above 128 x 128 estimate the noise on a subset, hence a tolerance there.
+    from scipy import ndimage
+
+    from sklearn_smlm.fitting._detect import _B3, _detection_image, _smooth, noise_gain
+
+    rng = np.random.default_rng(0)
+    frames = rng.poisson(20.0, shape).astype(np.float32)
+    frames[:, ::7, ::9] += rng.uniform(0, 400, frames[:, ::7, ::9].shape)
+    frames[0, 0, 0] = 900.0  # a spot on the corner
+    f, r, c, snr = detect_candidates(frames, threshold=4.0)
+
+    image = _detection_image(frames, "wavelet", 1.3)
+    fine = (frames - _smooth(frames, _B3)).reshape(len(frames), -1)
+    mad = np.median(np.abs(fine - np.median(fine, axis=1, keepdims=True)), axis=1)
+    noise = 1.4826 * mad * noise_gain("wavelet")
+    peaks = ndimage.maximum_filter(image, size=(1, 3, 3), mode="nearest") == image
+    exact = shape[1] * shape[2] <= 16384
+    if exact:
+        peaks &= image / noise[:, None, None] > 4.0
+        np.testing.assert_array_equal(np.column_stack([f, r, c]), np.argwhere(peaks))
+        np.testing.assert_allclose(snr, (image / noise[:, None, None])[peaks])
+    else:
+        strong = peaks & (image / noise[:, None, None] > 4.4)
+        weak = peaks & (image / noise[:, None, None] > 3.6)
+        found = set(map(tuple, np.column_stack([f, r, c])))
+        assert set(map(tuple, np.argwhere(strong))) <= found
+        assert found <= set(map(tuple, np.argwhere(weak)))
+    assert (0, 0, 0) in set(zip(f.tolist(), r.tolist(), c.tolist(), strict=True))

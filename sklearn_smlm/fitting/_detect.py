@@ -28,6 +28,7 @@ _B3 = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 _B3_DILATED = np.array([1.0, 0.0, 4.0, 0.0, 6.0, 0.0, 4.0, 0.0, 1.0]) / 16.0
 _DOG_RATIO = 1.6
 _MAD_TO_STD = 1.4826
+_NOISE_SAMPLES = 16384
 
 
 def _smooth(frames, kernel):
@@ -39,9 +40,9 @@ def _fine_scale(frames):
     return frames - _smooth(frames, _B3)
 
 
-def _detection_image(frames, method, sigma_px):
+def _detection_image(frames, method, sigma_px, v1=None):
     if method == "wavelet":
-        v1 = _smooth(frames, _B3)
+        v1 = _smooth(frames, _B3) if v1 is None else v1
         return v1 - _smooth(v1, _B3_DILATED)
     if method == "dog":
         return ndimage.gaussian_filter(
@@ -96,8 +97,13 @@ def filter_frames(frames, method="wavelet", sigma_px=1.3):
         the fine wavelet scale.
     """
     frames = np.asarray(frames, dtype=np.float32)
-    image = _detection_image(frames, method, sigma_px)
-    fine = _fine_scale(frames).reshape(len(frames), -1)
+    v1 = _smooth(frames, _B3)  # shared by the fine scale and the wavelet image
+    image = _detection_image(frames, method, sigma_px, v1=v1)
+    fine = (frames - v1).reshape(len(frames), -1)
+    # The noise of a frame larger than 128 x 128 is estimated on an evenly
+    # spread subset of 16384 or more of its pixels (relative error about 1 %).
+    step = max(1, fine.shape[1] // _NOISE_SAMPLES)
+    fine = fine[:, ::step]
     mad = np.median(np.abs(fine - np.median(fine, axis=1, keepdims=True)), axis=1)
     return image, _MAD_TO_STD * mad * noise_gain(method, sigma_px)
 
@@ -132,9 +138,21 @@ def detect_candidates(frames, *, method="wavelet", threshold=4.0, sigma_px=1.3):
     ([10], [20])
     """
     image, noise = filter_frames(frames, method, sigma_px)
-    peaks = ndimage.maximum_filter(image, size=(1, 3, 3), mode="nearest") == image
-    with np.errstate(divide="ignore", invalid="ignore"):
-        snr = image / noise[:, None, None]
-    peaks &= (noise > 0)[:, None, None] & (snr > threshold)
-    frame, row, col = np.nonzero(peaks)
-    return frame, row, col, snr[frame, row, col].astype(np.float64)
+    # Pixels above the threshold first (few in sparse frames), then whether
+    # each is a maximum of its 3 x 3 neighbourhood, the border replicated
+    # (as ``maximum_filter(..., mode="nearest") == image``, without filtering
+    # the whole stack).
+    level = np.where(noise > 0, threshold * noise, np.inf)  # no noise: no candidate
+    above = image > level[:, None, None]
+    frame, row, col = np.nonzero(above)
+    value = image[frame, row, col]
+    h, w = image.shape[1:]
+    is_max = np.ones(len(frame), dtype=bool)
+    for dr in (-1, 0, 1):
+        r = np.clip(row + dr, 0, h - 1)
+        for dc in (-1, 0, 1):
+            if dr or dc:
+                is_max &= value >= image[frame, r, np.clip(col + dc, 0, w - 1)]
+    frame, row, col = frame[is_max], row[is_max], col[is_max]
+    snr = image[frame, row, col] / noise[frame]
+    return frame, row, col, snr.astype(np.float64)
