@@ -518,6 +518,37 @@ def test_chunked_iteration_does_not_load_the_stack(tmp_path):
     assert peak < 4 * 2**20
 
 
+def _rss_file_mb():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) / 1024.0
+    return None
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/status").is_file() or _rss_file_mb() is None,
+    reason="needs Linux's /proc/self/status",
+)
+def test_frames_read_from_the_memory_map_leave_the_resident_set(tmp_path):
+    # 64 MB of frames read chunk by chunk: the pages read must not pile up in
+    # the process (RssFile), or the RSS of a long stack grows to its size
+    path = tmp_path / "big.tif"
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 60000, (1024, 128, 256), dtype=np.uint16)
+    tifffile.imwrite(path, frames, imagej=True)
+    with TiffStack(path) as stack:
+        assert stack.metadata["memory_mapped"]
+        before = _rss_file_mb()
+        grown = 0.0
+        for start, chunk in stack.iter_chunks(chunk_size=64):
+            np.testing.assert_array_equal(chunk, frames[start : start + 64])
+            grown = max(grown, _rss_file_mb() - before)
+        # read again after the pages were released: the same data
+        np.testing.assert_array_equal(stack[100:110], frames[100:110])
+        np.testing.assert_array_equal(stack[-1], frames[-1])
+    assert grown < 16.0  # one chunk is 4 MB; the whole file 64 MB
+
+
 def test_single_image_and_squeezed_axes(tmp_path):
     image = _frames(1)[0]
     tifffile.imwrite(tmp_path / "one.tif", image)
