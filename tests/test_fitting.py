@@ -347,7 +347,9 @@ def test_multi_emitter_refinement_separates_close_pair():
 def test_refine_keeps_every_row_order_and_extra_columns():
     mean, truth, rng = sparse_frames(n_frames=3)
     frames = 100.0 + rng.poisson(mean)
-    dets = pd.DataFrame(truth[::-1], columns=["frame", "x_nm", "y_nm"])
+    # copy: on pandas 2 a frame built from an array is a view of it, and the
+    # shift below would move the truth too
+    dets = pd.DataFrame(truth[::-1].copy(), columns=["frame", "x_nm", "y_nm"])
     dets["x_nm"] += 30.0
     dets["score"] = np.arange(len(dets), dtype=float)
     dets.loc[len(dets)] = [1, 1000.0, 1600.0, 99.0]  # a false detection between spots
@@ -437,7 +439,7 @@ def test_refine_does_not_trust_a_fit_far_from_its_detection():
     # is more than max_shift_px away, so the detection is kept and flagged
     mean, truth, rng = sparse_frames(n_frames=1)
     frames = 100.0 + rng.poisson(mean)
-    dets = pd.DataFrame(truth[:1], columns=["frame", "x_nm", "y_nm"])
+    dets = pd.DataFrame(truth[:1].copy(), columns=["frame", "x_nm", "y_nm"])
     dets["x_nm"] += 150.0
     free = refine_localizations(frames, dets, psf_sigma_nm=120.0, max_shift_px=None)
     assert free["fit_ok"].all()
