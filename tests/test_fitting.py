@@ -451,3 +451,23 @@ def test_refine_does_not_trust_a_fit_far_from_its_detection():
     pd.testing.assert_frame_equal(wide, free)
     with pytest.raises(ValueError, match="max_shift_px"):
         refine_localizations(frames, dets, max_shift_px=-1.0)
+
+
+def test_crlb_is_infinite_exactly_where_the_fisher_matrix_is_singular():
+    # regular boxes, a box without photons (the positions carry no information)
+    # and two emitters on the same spot (their parameters cannot be told apart)
+    p1 = np.array([[3.0, 3.2, 1000.0, 5.0, 1.1], [3.0, 3.2, 0.0, 5.0, 1.1]])
+    p2 = np.array(
+        [
+            [2.5, 3.0, 800.0, 4.5, 3.0, 900.0, 5.0, 1.1],
+            [3.0, 3.0, 800.0, 3.0, 3.0, 900.0, 5.0, 1.1],
+        ]
+    )
+    for p, k in ((p1, 1), (p2, 2)):
+        mu, jac = gaussian_model(p, 7, k, jacobian=True)
+        var = crlb(mu, jac)
+        fisher = np.matmul(jac.transpose(0, 2, 1) / mu.reshape(len(p), 1, -1), jac)
+        full = np.linalg.matrix_rank(fisher) == p.shape[1]
+        assert full.tolist() == [True, False]
+        assert np.isfinite(var[0]).all() and (var[0] > 0).all()
+        assert np.isinf(var[1]).all()

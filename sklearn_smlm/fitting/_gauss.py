@@ -106,34 +106,42 @@ def gaussian_model(params, size, k=1, fixed_sigma=None, jacobian=False):
     >>> round(float(mu.sum()), 1)  # 99.9 % of a 1-pixel PSF falls in a 7x7 box
     999.1
     """
+    mu, jac_t = _model(params, size, k, fixed_sigma, jacobian)
+    return (mu, jac_t.transpose(0, 2, 1)) if jacobian else mu
+
+
+def _model(params, size, k, fixed_sigma, jacobian):
+    """:func:`gaussian_model` with the derivatives laid out parameter-major.
+
+    Returns ``mu`` and ``jac_t`` of shape (n, n_params, B * B) (None without
+    ``jacobian``): every parameter's derivatives are one contiguous row, which
+    is faster to fill and to multiply than the pixel-major layout.
+    """
     x, y, n, bg, sigma = _unpack(params, k, fixed_sigma)
     ex, dex, dsx = _axis_terms(x, sigma, size, jacobian)
     ey, dey, dsy = _axis_terms(y, sigma, size, jacobian)
-    spots = n[:, :, None, None] * ey[:, :, :, None] * ex[:, :, None, :]
-    mu = bg[:, None, None] + spots.sum(axis=1)
+    nn = n[:, :, None, None]
+    mu = bg[:, None, None] + (nn * ey[:, :, :, None] * ex[:, :, None, :]).sum(axis=1)
     if not jacobian:
-        return mu
+        return mu, None
     npx = size * size
     m = len(params)
-    jac = np.empty((m, npx, params.shape[1]))
-    nn = n[:, :, None, None]
-    jac[:, :, 0 : 3 * k : 3] = (
-        (nn * ey[:, :, :, None] * dex[:, :, None, :]).reshape(m, k, npx).swapaxes(1, 2)
+    jac_t = np.empty((m, params.shape[1], npx))
+    jac_t[:, 0 : 3 * k : 3] = (nn * ey[:, :, :, None] * dex[:, :, None, :]).reshape(
+        m, k, npx
     )
-    jac[:, :, 1 : 3 * k : 3] = (
-        (nn * dey[:, :, :, None] * ex[:, :, None, :]).reshape(m, k, npx).swapaxes(1, 2)
+    jac_t[:, 1 : 3 * k : 3] = (nn * dey[:, :, :, None] * ex[:, :, None, :]).reshape(
+        m, k, npx
     )
-    jac[:, :, 2 : 3 * k : 3] = (
-        (ey[:, :, :, None] * ex[:, :, None, :]).reshape(m, k, npx).swapaxes(1, 2)
-    )
-    jac[:, :, 3 * k] = 1.0
+    jac_t[:, 2 : 3 * k : 3] = (ey[:, :, :, None] * ex[:, :, None, :]).reshape(m, k, npx)
+    jac_t[:, 3 * k] = 1.0
     if fixed_sigma is None:
         d_s = nn * (
             dsy[:, :, :, None] * ex[:, :, None, :]
             + ey[:, :, :, None] * dsx[:, :, None, :]
         )
-        jac[:, :, 3 * k + 1] = d_s.sum(axis=1).reshape(m, npx)
-    return mu, jac
+        jac_t[:, 3 * k + 1] = d_s.sum(axis=1).reshape(m, npx)
+    return mu, jac_t
 
 
 def _cost(data, mu, weights, method):
@@ -143,7 +151,8 @@ def _cost(data, mu, weights, method):
     return 0.5 * (weights * (data - mu) ** 2).sum(axis=(1, 2))
 
 
-def _gradient_hessian(data, mu, jac, weights, method):
+def _gradient_hessian(data, mu, jac_t, weights, method):
+    """Gradient and expected Hessian; ``jac_t`` of shape (n, n_params, B * B)."""
     n = len(data)
     d = data.reshape(n, -1)
     m = mu.reshape(n, -1)
@@ -153,10 +162,10 @@ def _gradient_hessian(data, mu, jac, weights, method):
     else:
         w = weights.reshape(n, -1)
         resid = -w * (d - m)
-    grad = np.einsum("np,npk->nk", resid, jac)
+    grad = np.matmul(jac_t, resid[:, :, None])[:, :, 0]
     # Fisher scoring / Gauss-Newton: the expected Hessian, always positive
     # semi-definite, so damped steps go downhill.
-    hess = np.matmul(jac.transpose(0, 2, 1) * w[:, None, :], jac)
+    hess = np.matmul(jac_t * w[:, None, :], jac_t.transpose(0, 2, 1))
     return grad, hess
 
 
@@ -247,47 +256,59 @@ def fit_boxes(
         weights = 1.0 / np.maximum(data, 1.0)
     params = _clip(np.array(init, dtype=np.float64), k, size, fit_sigma)
     n = len(params)
-    mu, jac = gaussian_model(params, size, k, fixed_sigma, jacobian=True)
-    cost = _cost(data, mu, weights, method)
-    lam = np.full(n, 1e-3)
+    mu, jac = _model(params, size, k, fixed_sigma, True)
     converged = np.zeros(n, dtype=bool)
     n_iter = np.zeros(n, dtype=np.int64)
-    active = np.arange(n)
     pos_cols = np.r_[0 : 3 * k : 3, 1 : 3 * k : 3]
     n_cols = np.arange(2, 3 * k, 3)
+    # The working set: the boxes still running, compacted whenever some
+    # finish, so that every iteration touches only their rows. ``params``,
+    # ``mu`` and ``jac`` receive the rows of the finished boxes.
+    idx = np.arange(n)
+    p_w, mu_w, jac_w = params.copy(), mu.copy(), jac.copy()
+    d_w, w_w = data, weights
+    fs_w = None if fit_sigma else np.asarray(fixed_sigma)
+    cost_w = _cost(d_w, mu_w, w_w, method)
+    lam_w = np.full(n, 1e-3)
     for _ in range(max_iter):
-        if not len(active):
+        if not len(idx):
             break
-        d = data[active]
-        w = None if weights is None else weights[active]
-        fs = None if fit_sigma else fixed_sigma[active]
-        grad, hess = _gradient_hessian(d, mu[active], jac[active], w, method)
-        step = _solve(hess, grad, lam[active])
-        old = params[active]
-        trial = _clip(old + step, k, size, fit_sigma)
-        mu_t, jac_t = gaussian_model(trial, size, k, fs, jacobian=True)
+        grad, hess = _gradient_hessian(d_w, mu_w, jac_w, w_w, method)
+        step = _solve(hess, grad, lam_w)
+        trial = _clip(p_w + step, k, size, fit_sigma)
+        mu_t, jac_t = _model(trial, size, k, fs_w, True)
         with np.errstate(invalid="ignore"):
-            cost_t = _cost(d, mu_t, w, method)
-            better = cost_t <= cost[active]
+            cost_t = _cost(d_w, mu_t, w_w, method)
+            better = cost_t <= cost_w
         better &= np.isfinite(cost_t)
-        acc = active[better]
-        params[acc] = trial[better]
-        mu[acc] = mu_t[better]
-        jac[acc] = jac_t[better]
-        cost[acc] = cost_t[better]
-        lam[acc] = np.maximum(lam[acc] * 0.1, 1e-7)
-        lam[active[~better]] *= 10.0
-        n_iter[active] += 1
+        old = p_w
         moved = np.abs(trial - old)
+        # Most steps are accepted: keep the trial arrays and put back the
+        # rows of the rejected ones.
+        worse = ~better
+        trial[worse], mu_t[worse], jac_t[worse] = old[worse], mu_w[worse], jac_w[worse]
+        cost_t[worse] = cost_w[worse]
+        p_w, mu_w, jac_w, cost_w = trial, mu_t, jac_t, cost_t
+        lam_w = np.where(better, np.maximum(lam_w * 0.1, 1e-7), lam_w * 10.0)
+        n_iter[idx] += 1
         small = (moved[:, pos_cols].max(axis=1) < tol_px) & (
             (moved[:, n_cols] / np.abs(old[:, n_cols])).max(axis=1) < tol_px
         )
         # A damping this large means no step lowers the cost any more: the
         # box sits on its minimum to machine precision.
-        stuck = lam[active] > 1e9
-        done = (better & small) | stuck
-        converged[active[done]] = True
-        active = active[~done]
+        done = (better & small) | (lam_w > 1e9)
+        if done.any():
+            fin = idx[done]
+            converged[fin] = True
+            params[fin], mu[fin], jac[fin] = p_w[done], mu_w[done], jac_w[done]
+            keep = ~done
+            idx = idx[keep]
+            p_w, mu_w, jac_w = p_w[keep], mu_w[keep], jac_w[keep]
+            cost_w, lam_w, d_w = cost_w[keep], lam_w[keep], d_w[keep]
+            w_w = None if w_w is None else w_w[keep]
+            fs_w = None if fs_w is None else fs_w[keep]
+    params[idx], mu[idx], jac[idx] = p_w, mu_w, jac_w
+    jac = jac.transpose(0, 2, 1)  # (n, B * B, n_params), as gaussian_model
     return params, converged, n_iter, mu, jac
 
 
@@ -323,7 +344,13 @@ def crlb(mu, jac, excess_noise=1.0):
     fisher = np.matmul(jac.transpose(0, 2, 1) * w[:, None, :], jac)
     var = np.full(fisher.shape[:2], np.inf)
     ok = np.isfinite(fisher).all(axis=(1, 2))
-    ok[ok] = np.linalg.matrix_rank(fisher[ok]) == fisher.shape[1]
+    if ok.any():
+        # full rank, by numpy's matrix_rank rule (singular values above
+        # max * size * eps); the matrix is symmetric, so its eigenvalues are
+        # its singular values, and eigvalsh is much cheaper than an SVD.
+        eig = np.abs(np.linalg.eigvalsh(fisher[ok]))
+        tol = eig.max(axis=1) * fisher.shape[1] * np.finfo(fisher.dtype).eps
+        ok[ok] = (eig > tol[:, None]).all(axis=1)
     if ok.any():
         var[ok] = np.einsum("nii->ni", np.linalg.inv(fisher[ok]))
     return var * excess_noise
