@@ -181,7 +181,7 @@ def main():
         f"Command: `OMP_NUM_THREADS=1 python benchmarks/bench_fitting.py"
         f"{' --picasso-python ' + args.picasso_python if args.picasso_python else ''}`"
         f"\n\nPicasso minimum net gradient: {args.picasso_min_ng:g}. "
-        f"Machine: {os.cpu_count()} CPU cores shared with other jobs; load "
+        f"Machine: {os.cpu_count()} CPU cores; load "
         f"average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
         "(1 / 5 / 15 min). Single process, best of 3 runs, whole path "
         "(array in, table out). Jaccard and RMSE: Hungarian matching at 250 nm.\n\n"
