@@ -32,6 +32,7 @@ import tempfile
 import time
 
 from ._files import atomic_path
+from ._memory import trim_heap
 
 __all__ = ["main", "build_parser"]
 
@@ -819,6 +820,8 @@ def _localize_stack(stack, localizer, output, fmt, chunk_size, batch_size, repor
                 table = _predict_chunk(localizer, frames, start, batch_size)
                 writer.write(table)
                 done = start + len(frames)
+                del table
+                trim_heap()  # keep the resident memory at one chunk (_memory)
                 bar.update(len(frames))
                 bar.set_postfix(locs=writer.n_rows, refresh=False)
         writer.finish()

@@ -297,19 +297,49 @@ def maps_to_localizations(
     check_positive(pixel_size_nm, "pixel_size_nm")
     if isinstance(frame_offset, bool) or not isinstance(frame_offset, numbers.Integral):
         raise TypeError(f"frame_offset must be an integer, got {frame_offset!r}.")
+    columns = _localization_columns(
+        maps,
+        threshold,
+        upscaling=upscaling,
+        pixel_size_nm=pixel_size_nm,
+        frame_offset=frame_offset,
+        min_distance=min_distance,
+        refine=refine,
+    )
+    return _columns_to_localizations([columns])
+
+
+def _localization_columns(
+    maps, threshold, *, upscaling, pixel_size_nm, frame_offset, min_distance, refine
+):
+    """Return the columns of :func:`maps_to_localizations` as a dict of arrays."""
     frame, row, col, value = find_peaks(
         maps, threshold, min_distance=min_distance, refine=refine
     )
-    if not len(frame):
-        return empty_localizations(["frame", "x_nm", "y_nm", "score"])
     nm_per_map_pixel = pixel_size_nm / upscaling
+    return {
+        "frame": frame + np.int64(frame_offset),
+        "x_nm": (col + 0.5) * nm_per_map_pixel,
+        "y_nm": (row + 0.5) * nm_per_map_pixel,
+        "score": value,
+    }
+
+
+def _columns_to_localizations(parts):
+    """One localization table from the column dicts of several batches.
+
+    Building a single DataFrame at the end, rather than one per batch and a
+    concatenation, is faster, and it keeps memory bounded when a long stack
+    is localized: small per-batch DataFrames that outlive a batch split the
+    heap space freed by its large map arrays, and glibc's heap then grew by
+    tens of MB per batch (4.4 GB for 256 frames of 256 x 256, against 0.7 GB
+    with this).
+    """
+    parts = [p for p in parts if len(p["frame"])]
+    if not parts:
+        return empty_localizations(["frame", "x_nm", "y_nm", "score"])
     return pd.DataFrame(
-        {
-            "frame": frame + np.int64(frame_offset),
-            "x_nm": (col + 0.5) * nm_per_map_pixel,
-            "y_nm": (row + 0.5) * nm_per_map_pixel,
-            "score": value,
-        }
+        {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     )
 
 
