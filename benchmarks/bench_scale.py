@@ -220,11 +220,14 @@ def main(argv=None):
     parser.add_argument("--frame-size", type=int, default=256)
     parser.add_argument("--chunk-size", type=int, default=256)
     parser.add_argument("--tmp", help="folder for the stack (default: a temp dir)")
+    parser.add_argument("--out", help="results folder (default: results/)")
     args = parser.parse_args(argv)
     n_frames = args.n_frames or (300 if args.quick else 20000)
     speed_frames = args.speed_frames or (128 if args.quick else 1024)
     speed_chunk = 32 if args.quick else 128
-    out_dir = HERE / "results" / ("quick" if args.quick else "")
+    out_dir = Path(args.out) if args.out else HERE / "results"
+    if args.quick and not args.out:
+        out_dir = out_dir / "quick"
     out_dir.mkdir(parents=True, exist_ok=True)
 
     rows = []
@@ -240,9 +243,7 @@ def main(argv=None):
         # peak memory: the batch of maps dominates (r^2 times the frames), so
         # the default batch and 32 frames (the old default), and two stack
         # lengths to show that it does not grow with the stack
-        from sklearn_smlm.tiling import _default_batch_size
-
-        default_batch = _default_batch_size(loc, (args.frame_size,) * 2)
+        default_batch = loc._prediction_batch_size((args.frame_size,) * 2)
         # (the batch of 32 on a third of the stack: the peak is reached in the
         # first chunk, and the full run stays near 2 x N / fps seconds)
         configs = [
@@ -297,7 +298,7 @@ def main(argv=None):
         "(as many detections as emitters on the first frames, see "
         "`pick_threshold`).",
         "",
-        table.to_string(index=False),
+        table.to_markdown(index=False),
         "",
     ]
     (out_dir / "scale.md").write_text("\n".join(md))

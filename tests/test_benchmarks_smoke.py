@@ -102,3 +102,45 @@ def test_history_summary_picks_the_best_validation_epoch():
     assert info["best_epoch"] == 2
     assert info["seconds_to_best"] == 5.0
     assert info["seconds_total_epochs"] == 9.0
+
+
+def test_bench_scale_smoke_run_writes_results(tmp_path, monkeypatch):
+    # the streaming runs in fresh processes at tiny sizes; the worker-pool
+    # timings (process and cluster start-up: tens of seconds) are left out
+    bench = _load("bench_scale")
+    monkeypatch.setattr(bench, "run_speed", lambda *args: [])
+    bench.main(
+        [
+            "--n-frames",
+            "6",
+            "--frame-size",
+            "32",
+            "--chunk-size",
+            "4",
+            "--tmp",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    table = pd.read_csv(tmp_path / "out" / "scale.csv")
+    assert table["n_frames"].tolist() == [2, 6, 2]
+    assert (table["peak_rss_mb"] > 0).all() and (table["fps"] > 0).all()
+    assert "| benchmark" in (tmp_path / "out" / "scale.md").read_text()
+
+
+def test_count_fuzz_cases_parses_hypothesis_statistics():
+    bench = _load("count_fuzz_cases")
+    text = (
+        "tests/test_fuzz.py::test_check_frames:\n\n"
+        "  - during generate phase (0.50 seconds):\n"
+        "    - Typical runtimes: < 1ms, of which < 1ms in data generation\n"
+        "    - 100 passing examples, 0 failing examples, 7 invalid examples\n"
+        "tests/test_fuzz.py::test_cli_bad_input[x]:\n"
+        "    - 50 passing examples, 0 failing examples, 0 invalid examples\n"
+    )
+    rows = bench.parse_statistics(text)
+    assert rows == [
+        {"test": "test_check_frames", "passing": 100, "failing": 0, "invalid": 7},
+        {"test": "test_cli_bad_input[x]", "passing": 50, "failing": 0, "invalid": 0},
+    ]
