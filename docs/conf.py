@@ -23,6 +23,7 @@ SKLEARN_SMLM_GALLERY_FILTER
 """
 
 import os
+import re
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -186,6 +187,10 @@ _GENERATED = DOCS / "_generated"
 _GENERATED.mkdir(exist_ok=True)
 
 
+#: Result files of the other benchmark scripts shown after SUMMARY.md.
+_EXTRA_RESULTS = ("fitting.md", "scale.md", "fuzz.md")
+
+
 def _write_benchmark_summary():
     summary = ROOT / "benchmarks" / "results" / "SUMMARY.md"
     out = _GENERATED / "benchmarks_summary.rst"
@@ -197,8 +202,16 @@ def _write_benchmark_summary():
             "   documentation to show their summary here.\n"
         )
         return
+    # the other scripts' results follow the paper benchmarks' summary, one
+    # heading level down
+    parts = [summary.read_text(encoding="utf-8")]
+    for name in _EXTRA_RESULTS:
+        extra = ROOT / "benchmarks" / "results" / name
+        if extra.is_file():
+            text = extra.read_text(encoding="utf-8")
+            parts.append(re.sub(r"(?m)^(#+ )", r"#\1", text))
     copy = _GENERATED / "SUMMARY.md"
-    copy.write_text(summary.read_text(encoding="utf-8"), encoding="utf-8")
+    copy.write_text("\n\n".join(parts), encoding="utf-8")
     if _HAVE_MYST:
         out.write_text(
             ".. include:: /_generated/SUMMARY.md\n   :parser: myst_parser.sphinx_\n"

@@ -107,8 +107,11 @@ def find_peaks(maps, threshold, *, min_distance=1, exclude_border=False, refine=
 
     local_max = _max_filter(maps, min_distance)
     if np.issubdtype(maps.dtype, np.floating):
-        # a threshold beyond the map's dtype would overflow in the comparison
-        threshold = min(threshold, float(np.finfo(maps.dtype).max))
+        # a threshold beyond the map's dtype would overflow in the comparison;
+        # +-inf give the same answer for every finite map value
+        largest = float(np.finfo(maps.dtype).max)
+        if abs(threshold) > largest:
+            threshold = np.inf if threshold > 0 else -np.inf
     is_peak = maps > threshold
     is_peak &= maps == local_max
     _, height, width = maps.shape

@@ -512,6 +512,9 @@ def test_issue_check_frames_beyond_float32():
 
 def test_issue_threshold_beyond_float32():
     _strict(maps_to_localizations, np.zeros((1, 2, 2), np.float32), 3.5e38)
+    # found by a deeper random run: the same below the dtype's range
+    table = _strict(maps_to_localizations, np.zeros((1, 1, 1), np.float16), -3.41e38)
+    assert len(table) == 1
 
 
 def test_issue_frame_beyond_int64():
