@@ -54,31 +54,32 @@ def staged_predict(loc, frames, batch_size, sw):
     The same steps as ``DistanceTransformLocalizer._predict_frames``; the
     network step is the library's own batch iterator.
     """
-    from sklearn_smlm.peaks import maps_to_localizations
+    from sklearn_smlm.peaks import _columns_to_localizations, _localization_columns
 
     with sw("normalize"):
         normalized = loc.normalizer_.transform(frames)
     batches = loc.regressor_._iter_maps(normalized, batch_size)
-    tables, i = [], 0
+    parts, i = [], 0
     while True:
         with sw("network"):
             maps = next(batches, None)
         if maps is None:
             break
-        with sw("peaks"):
-            tables.append(
-                maps_to_localizations(
+        with sw("peaks"):  # as predict: columns per batch, one table at the end
+            parts.append(
+                _localization_columns(
                     maps,
                     loc.threshold,
                     upscaling=loc.upscaling,
                     pixel_size_nm=loc.pixel_size_nm,
                     frame_offset=i * batch_size,
                     min_distance=loc.min_distance,
+                    refine="auto",
                 )
             )
         i += 1
     with sw("peaks"):
-        table = pd.concat(tables, ignore_index=True)
+        table = _columns_to_localizations(parts)
     return table
 
 
