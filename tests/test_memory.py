@@ -63,12 +63,18 @@ def test_resident_memory_of_a_long_run_does_not_grow_with_the_stack():
     assert after[-1] - after[0] < 40.0, after
 
 
-def test_heap_trim_is_harmless():
-    assert trim_heap() in (True, False)
-    a = np.arange(10_000_000, dtype=np.float64)
-    del a
-    trim_heap()
-    assert np.arange(5).sum() == 10
+def test_heap_trim_is_found_on_glibc_and_a_no_op_elsewhere(monkeypatch):
+    import platform
+
+    from sklearn_smlm import _memory
+
+    if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
+        assert _memory._MALLOC_TRIM is not None
+        big = np.ones(50_000_000 // 8)  # freed heap memory to give back
+        del big
+        assert trim_heap() in (True, False)  # glibc's answer: whether it trimmed
+    monkeypatch.setattr(_memory, "_MALLOC_TRIM", None)
+    assert trim_heap() is False
 
 
 def test_batched_prediction_equals_one_table_over_all_maps():

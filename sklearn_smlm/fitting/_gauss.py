@@ -256,6 +256,7 @@ def fit_boxes(
         weights = 1.0 / np.maximum(data, 1.0)
     params = _clip(np.array(init, dtype=np.float64), k, size, fit_sigma)
     n = len(params)
+    # jac is parameter-major, (n, n_params, B * B), until the return
     mu, jac = _model(params, size, k, fixed_sigma, True)
     converged = np.zeros(n, dtype=bool)
     n_iter = np.zeros(n, dtype=np.int64)
@@ -276,19 +277,23 @@ def fit_boxes(
         grad, hess = _gradient_hessian(d_w, mu_w, jac_w, w_w, method)
         step = _solve(hess, grad, lam_w)
         trial = _clip(p_w + step, k, size, fit_sigma)
-        mu_t, jac_t = _model(trial, size, k, fs_w, True)
+        mu_try, jac_try = _model(trial, size, k, fs_w, True)
         with np.errstate(invalid="ignore"):
-            cost_t = _cost(d_w, mu_t, w_w, method)
-            better = cost_t <= cost_w
-        better &= np.isfinite(cost_t)
+            cost_try = _cost(d_w, mu_try, w_w, method)
+            better = cost_try <= cost_w
+        better &= np.isfinite(cost_try)
         old = p_w
         moved = np.abs(trial - old)
         # Most steps are accepted: keep the trial arrays and put back the
         # rows of the rejected ones.
         worse = ~better
-        trial[worse], mu_t[worse], jac_t[worse] = old[worse], mu_w[worse], jac_w[worse]
-        cost_t[worse] = cost_w[worse]
-        p_w, mu_w, jac_w, cost_w = trial, mu_t, jac_t, cost_t
+        trial[worse], mu_try[worse], jac_try[worse] = (
+            old[worse],
+            mu_w[worse],
+            jac_w[worse],
+        )
+        cost_try[worse] = cost_w[worse]
+        p_w, mu_w, jac_w, cost_w = trial, mu_try, jac_try, cost_try
         lam_w = np.where(better, np.maximum(lam_w * 0.1, 1e-7), lam_w * 10.0)
         n_iter[idx] += 1
         small = (moved[:, pos_cols].max(axis=1) < tol_px) & (
