@@ -5,7 +5,8 @@ Localizing a stack allocates and frees arrays of tens of MB per forward pass
 already done stay alive. glibc serves blocks of that size from its heap once
 its dynamic mmap threshold has risen, and the surviving tables split the
 freed space, so the heap grows with every chunk and is never given back
-(about 40 MB per chunk of 128 frames of 256 x 256 whose table holds 10 MB).
+(about 40 MB per chunk of 128 frames of 256 x 256 whose table holds under
+1 MB).
 ``malloc_trim(0)`` returns the heap's free pages, also those in its middle
 (glibc 2.8 and later); once per chunk it costs a few milliseconds. Elsewhere
 (macOS, Windows, musl) :func:`trim_heap` does nothing.
