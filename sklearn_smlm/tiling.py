@@ -30,6 +30,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from ._localizations import empty_localizations
+from ._memory import trim_heap
 from ._validation import check_frames
 from .peaks import find_peaks
 
@@ -219,10 +220,12 @@ def predict_tiled(
     tile_h, tile_w = min(tile_size, height), min(tile_size, width)
     batch_size = batch_size or localizer._prediction_batch_size((tile_h, tile_w))
     localizer._sync_regressor()  # device / precision changed after fit
-    tables = [
-        _predict_chunk(localizer, chunk, start, layout, tile_h, tile_w, batch_size)
-        for start, chunk in chunks
-    ]
+    tables = []
+    for start, chunk in chunks:
+        tables.append(
+            _predict_chunk(localizer, chunk, start, layout, tile_h, tile_w, batch_size)
+        )
+        trim_heap()  # as iter_predict: the kept tables would grow the heap
     tables = [t for t in tables if len(t)]
     if not tables:
         return empty_localizations(["frame", "x_nm", "y_nm", "score"])
