@@ -40,6 +40,9 @@ _LAZY = {
     "ModelFileError": "localizer",
     # classical localizer
     "GaussianFitLocalizer": "fitting",
+    # 3D: astigmatic calibration and fits
+    "AstigmaticCalibration": "calibration",
+    "AstigmaticFitLocalizer": "fitting",
     # scorers
     "JaccardScorer": "metrics",
     "RMSEScorer": "metrics",
@@ -64,6 +67,7 @@ _SUBMODULES = [
     "preprocessing",
     "localizer",
     "fitting",
+    "calibration",
     "rendering",
     "nn",
     "parallel",

@@ -6,11 +6,14 @@ refines another detector's table (a CNN's, say) by single- and multi-emitter
 fits on the raw pixels.
 """
 
+from ._astig import ASTIG_COLUMNS, AstigmaticFitLocalizer
 from ._detect import detect_candidates, filter_frames
 from ._gauss import crlb, fit_boxes, gaussian_model, mortensen_variance
 from ._localizer import FIT_COLUMNS, GaussianFitLocalizer, refine_localizations
 
 __all__ = [
+    "ASTIG_COLUMNS",
+    "AstigmaticFitLocalizer",
     "FIT_COLUMNS",
     "GaussianFitLocalizer",
     "refine_localizations",

@@ -2,10 +2,17 @@
 
 from ._augment import SHAPE_PRESERVING, augment_dihedral, dihedral_positions
 from ._background import background_photons_map, gradient_profile
+from ._beads import astigmatic_widths, simulate_bead_stack
 from ._camera import em_register, emccd_adu, emccd_electrons, scmos_adu
 from ._emitters import Structure, blink_expand, make_filaments
 from ._presets import PRESETS
-from ._psf import fwhm_to_sigma, integrated_gaussian_1d, render_spots, sigma_at_z
+from ._psf import (
+    defocus_width,
+    fwhm_to_sigma,
+    integrated_gaussian_1d,
+    render_spots,
+    sigma_at_z,
+)
 from ._simulator import BLOCK_FRAMES, PAFPSimulator
 
 __all__ = [
@@ -14,7 +21,9 @@ __all__ = [
     "PRESETS",
     "SHAPE_PRESERVING",
     "Structure",
+    "astigmatic_widths",
     "augment_dihedral",
+    "defocus_width",
     "background_photons_map",
     "blink_expand",
     "dihedral_positions",
@@ -27,5 +36,6 @@ __all__ = [
     "make_filaments",
     "render_spots",
     "scmos_adu",
+    "simulate_bead_stack",
     "sigma_at_z",
 ]

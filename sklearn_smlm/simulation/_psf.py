@@ -3,7 +3,13 @@
 import numpy as np
 from scipy.special import erf, ndtr
 
-__all__ = ["fwhm_to_sigma", "sigma_at_z", "integrated_gaussian_1d", "render_spots"]
+__all__ = [
+    "fwhm_to_sigma",
+    "sigma_at_z",
+    "defocus_width",
+    "integrated_gaussian_1d",
+    "render_spots",
+]
 
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -57,6 +63,65 @@ def sigma_at_z(sigma0_nm, z_nm, *, focal_depth_nm=400.0, astigmatism_nm=None):
     sx = sigma0_nm * np.sqrt(1.0 + ((z - c) / focal_depth_nm) ** 2)
     sy = sigma0_nm * np.sqrt(1.0 + ((z + c) / focal_depth_nm) ** 2)
     return sx, sy
+
+
+#: Smallest value of the square-root argument of :func:`defocus_width`; curves
+#: with strong higher-order terms may dip below zero far from focus.
+_MIN_DEFOCUS_ARG = 1e-6
+
+
+def defocus_width(
+    z_nm, sigma0_nm, focus_nm, depth_nm, a=0.0, b=0.0, *, derivative=False
+):
+    """Return the PSF width along one axis at depth ``z`` (Huang et al. 2008).
+
+    ``sigma(z) = sigma0 * sqrt(1 + t^2 + a t^3 + b t^4)`` with
+    ``t = (z - focus) / depth``: the defocus curve of one lateral axis of an
+    astigmatic PSF (Huang, Wang, Bates, Zhuang, Science 319:810, 2008), the
+    model that :class:`~sklearn_smlm.calibration.AstigmaticCalibration` fits
+    to bead z-stacks. ``a`` and ``b`` capture the asymmetry of real lenses;
+    with both 0 the curve is :func:`sigma_at_z`'s. The square-root
+    argument is kept at 1e-6 or above, so the width stays positive.
+
+    Parameters
+    ----------
+    z_nm : array-like
+        Axial positions in nanometres.
+    sigma0_nm : float
+        Width at the focus of this axis.
+    focus_nm : float
+        Depth ``c`` at which this axis is in focus.
+    depth_nm : float
+        Focal depth ``d``: the width grows by sqrt(2) at ``focus +- d`` (for
+        ``a = b = 0``).
+    a, b : float, default=0.0
+        Third- and fourth-order coefficients.
+    derivative : bool, default=False
+        Also return ``d sigma / d z``.
+
+    Returns
+    -------
+    sigma_nm : ndarray
+    dsigma_dz : ndarray
+        Only when ``derivative`` is true.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> defocus_width(np.array([200.0, 600.0]), 100.0, 200.0, 400.0).round(1)
+    array([100. , 141.4])
+    """
+    z = np.asarray(z_nm, dtype=np.float64)
+    t = (z - focus_nm) / depth_nm
+    arg = np.maximum(1.0 + t * t * (1.0 + a * t + b * t * t), _MIN_DEFOCUS_ARG)
+    root = np.sqrt(arg)
+    sigma = sigma0_nm * root
+    if not derivative:
+        return sigma
+    darg = np.where(
+        arg > _MIN_DEFOCUS_ARG, t * (2.0 + 3.0 * a * t + 4.0 * b * t * t), 0.0
+    )
+    return sigma, sigma0_nm * darg / (2.0 * depth_nm * root)
 
 
 def integrated_gaussian_1d(edges, centre, sigma):

@@ -11,6 +11,7 @@ from threadpoolctl import ThreadpoolController
 
 from ._augment import SHAPE_PRESERVING, _transform_frames, dihedral_positions
 from ._background import background_photons_map
+from ._beads import astigmatic_widths
 from ._camera import emccd_adu, quantize, scmos_adu
 from ._emitters import Structure, blink_expand, make_filaments
 from ._presets import PRESETS
@@ -42,6 +43,7 @@ class _Config:
     z_range: tuple
     focal_depth_nm: float
     astigmatism_nm: float
+    widths: object
     bg_gradient: tuple
     bg_mask: np.ndarray
     bg_variation: float
@@ -123,6 +125,14 @@ default="lognormal"
         Defocus ``d`` of ``sigma(z) = sigma0 * sqrt(1 + (z / d)^2)``.
     astigmatism_nm : float, optional
         Focal offset of an astigmatic PSF: x in focus at ``+c``, y at ``-c``.
+    calibration : AstigmaticCalibration or dict, optional
+        Astigmatic PSF widths from a calibration: an
+        :class:`~sklearn_smlm.calibration.AstigmaticCalibration` (from beads,
+        numbers or a file) or a dict ``{"x": {...}, "y": {...}}`` of
+        :func:`defocus_width` parameters per axis. The widths at each
+        emitter's ``z`` then come from it (``psf_fwhm_nm``, ``psf_sigma_nm``,
+        ``focal_depth_nm`` and ``astigmatism_nm`` are not used for the PSF),
+        and ``z_range_nm`` defaults to the calibration's ``z_range_nm_``.
     background_photons : float or (float, float), default=20.0
         Background photons per pixel per frame.
     background_mask : ndarray of shape frame_shape, optional
@@ -232,6 +242,7 @@ default=None
         z_range_nm=None,
         focal_depth_nm=400.0,
         astigmatism_nm=None,
+        calibration=None,
         background_photons=20.0,
         background_mask=None,
         background_variation=0.0,
@@ -269,6 +280,7 @@ default=None
         self.z_range_nm = z_range_nm
         self.focal_depth_nm = focal_depth_nm
         self.astigmatism_nm = astigmatism_nm
+        self.calibration = calibration
         self.background_photons = background_photons
         self.background_mask = background_mask
         self.background_variation = background_variation
@@ -297,8 +309,9 @@ default=None
         ----------
         name : str
             A key of :data:`PRESETS`: "bt_hd_2013", "mt0_n1_hd_2016",
-            "mt0_n2_hd_2016" or "low_density" (their sources are documented
-            in ``sklearn_smlm.simulation._presets``).
+            "mt0_n2_hd_2016", "low_density", or the astigmatic 3D
+            "mt0_n1_as_2016", "mt0_n2_as_2016" and "low_density_as" (their
+            sources are documented in ``sklearn_smlm.simulation._presets``).
         **overrides
             Parameters that replace the preset's (``random_state=0``,
             ``structure="filaments"``, ...).
@@ -475,8 +488,14 @@ default=None
         if l_on < 1:
             raise ValueError(f"mean_on_frames must be >= 1, got {l_on!r}.")
         z_range = None
-        if self.z_range_nm is not None:
-            z_range = _pair(self.z_range_nm, "z_range_nm", ordered=True, signed=True)
+        widths = None
+        z_range_nm = self.z_range_nm
+        if self.calibration is not None:
+            widths = astigmatic_widths(self.calibration)
+            if z_range_nm is None:
+                z_range_nm = getattr(self.calibration, "z_range_nm_", None)
+        if z_range_nm is not None:
+            z_range = _pair(z_range_nm, "z_range_nm", ordered=True, signed=True)
         focal_depth = _positive(self.focal_depth_nm, "focal_depth_nm")
         astig = self.astigmatism_nm
         if astig is not None:
@@ -491,7 +510,17 @@ default=None
             sites = np.asarray(self.structure)
             if sites.ndim == 2 and sites.shape[1] == 3 and sites.dtype != bool:
                 z_abs.append(float(np.nanmax(np.abs(sites[:, 2]), initial=0.0)))
-        if z_abs or astig is not None:
+        if widths is not None:
+            # widest calibrated PSF over the sample's depths
+            zmax = max(z_abs, default=0.0)
+            zs = np.linspace(-zmax, zmax, 101)
+            sigma_max = float(np.max(np.concatenate(widths(zs))))
+            if not (np.isfinite(sigma_max) and sigma_max > 0):
+                raise ValueError(
+                    "the calibration gives no finite positive PSF width over the "
+                    "sample's depths; check its curves and z_range_nm."
+                )
+        elif z_abs or astig is not None:
             # widest PSF in the sample (the filament radius may add a little z)
             zmax = max(z_abs, default=0.0) + abs(astig or 0.0)
             sigma_max *= np.sqrt(1.0 + (zmax / focal_depth) ** 2)
@@ -537,6 +566,7 @@ default=None
             z_range=z_range,
             focal_depth_nm=focal_depth,
             astigmatism_nm=astig,
+            widths=widths,
             bg_gradient=bg_gradient,
             bg_mask=bg_mask,
             bg_variation=bg_variation,
@@ -746,7 +776,9 @@ def _simulate_block(c, rng, carried, first):
         phot = mean.copy()
 
     sig = sigma0[frame]
-    if ez is not None:
+    if c.widths is not None:
+        sx, sy = c.widths(np.zeros(len(frame)) if ez is None else ez)
+    elif ez is not None:
         sx, sy = sigma_at_z(
             sig, ez, focal_depth_nm=c.focal_depth_nm, astigmatism_nm=c.astigmatism_nm
         )
@@ -811,7 +843,7 @@ def _simulate_block(c, rng, carried, first):
     if c.augment:
         # quarter turns would swap H and W, and for an astigmatic PSF the x
         # and y widths (so the sign of z): keep the axes in those cases
-        keep_axes = h != w or c.astigmatism_nm is not None
+        keep_axes = h != w or c.astigmatism_nm is not None or c.widths is not None
         choices = np.array(SHAPE_PRESERVING) if keep_axes else np.arange(8)
         ks = choices[rng.integers(0, len(choices), F)]
         for j in np.unique(ks):
@@ -831,7 +863,7 @@ def _simulate_block(c, rng, carried, first):
         columns["z_nm"] = pos[:, 2]
     columns["photons"] = phot[inside][order]
     columns["background"] = bg_at[order]
-    if c.astigmatism_nm is not None:
+    if c.astigmatism_nm is not None or c.widths is not None:
         columns["sigma_nm"] = np.sqrt(sx_in * sy_in)
         columns["sigma_x_nm"] = sx_in
         columns["sigma_y_nm"] = sy_in
