@@ -20,7 +20,6 @@ Examples
 """
 
 import argparse
-import contextlib
 import glob
 import json
 import math
@@ -28,7 +27,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 
 from ._files import atomic_path
@@ -754,65 +752,11 @@ def _predict_chunk(localizer, frames, start, batch_size):
     return table
 
 
-class _StreamingCSV:
-    """Append localization tables to ``path + '.partial'``; rename at the end.
-
-    Each chunk goes through :func:`sklearn_smlm.io.write_localizations` so that
-    the header, column names and number formatting are exactly those of a
-    one-shot write; ``id`` numbers run on across chunks.
-    """
-
-    def __init__(self, path, fmt):
-        self.path = os.fspath(path)
-        self.partial = self.path + ".partial"
-        self.format = fmt
-        self.header = None
-        self.n_rows = 0
-        self.file = open(self.partial, "w", encoding="utf-8", newline="")
-
-    def write(self, table):
-        from .io import write_localizations
-
-        if self.format != "native" and "id" not in table.columns:
-            table = table.copy()
-            table.insert(0, "id", range(self.n_rows + 1, self.n_rows + len(table) + 1))
-        fd, tmp = tempfile.mkstemp(prefix="sklearn-smlm-chunk.", suffix=".csv")
-        os.close(fd)
-        try:
-            write_localizations(table, tmp, format=self.format)
-            with open(tmp, encoding="utf-8", newline="") as f:
-                header = f.readline()
-                body = f.read()
-        finally:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-        if self.header is None:
-            self.header = header
-            self.file.write(header)
-        elif header != self.header:
-            raise CLIError(
-                f"{self.partial}: the columns changed between chunks "
-                f"({self.header.strip()} then {header.strip()}); this is a bug, "
-                "please report it"
-            )
-        self.file.write(body)
-        self.file.flush()
-        self.n_rows += len(table)
-
-    def finish(self):
-        self.file.flush()
-        os.fsync(self.file.fileno())
-        self.file.close()
-        os.replace(self.partial, self.path)
-
-    def abandon(self):
-        with contextlib.suppress(OSError):
-            self.file.close()
-
-
 def _localize_stack(stack, localizer, output, fmt, chunk_size, batch_size, reporter):
     """Stream ``stack`` through ``localizer`` into ``output``; return counts."""
-    writer = _StreamingCSV(output, fmt)
+    from .io import LocalizationWriter
+
+    writer = LocalizationWriter(output, format=fmt)
     done = 0
     try:
         with reporter.progress(stack.n_frames) as bar:
@@ -824,17 +768,14 @@ def _localize_stack(stack, localizer, output, fmt, chunk_size, batch_size, repor
                 trim_heap()  # keep the resident memory at one chunk (_memory)
                 bar.update(len(frames))
                 bar.set_postfix(locs=writer.n_rows, refresh=False)
-        writer.finish()
+        writer.close()
     except BaseException as exc:
-        writer.abandon()
+        writer.abandon(remove=not done)
         if done:
             exc.partial_note = (
                 f"the localizations of frames 1-{done} of {stack.n_frames} are "
-                f"kept in {writer.partial}"
+                f"kept in {writer.partial_path}"
             )
-        else:
-            with contextlib.suppress(OSError):
-                os.remove(writer.partial)
         raise
     return done, writer.n_rows
 

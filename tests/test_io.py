@@ -614,7 +614,7 @@ def test_write_stack_dtype_conversion(tmp_path):
 
 
 def test_bigtiff_branch(tmp_path, monkeypatch):
-    monkeypatch.setattr(smlm_io, "_BIGTIFF_BYTES", 0)
+    monkeypatch.setattr(smlm_io._tiff, "_BIGTIFF_BYTES", 0)
     data = _frames()
     path = tmp_path / "big.tif"
     write_stack(path, data, pixel_size_nm=160.0)
@@ -706,3 +706,100 @@ def test_missing_tiff_file(tmp_path):
     with pytest.raises(SMLMFileError, match="folder"):
         TiffStack(tmp_path)
     assert os.listdir(tmp_path) == ["ok.tif"]
+
+
+# --------------------------------------------------------------------------- #
+# streaming writer
+# --------------------------------------------------------------------------- #
+
+
+def _chunks_table():
+    rng = np.random.default_rng(3)
+    n = 23
+    return pd.DataFrame(
+        {
+            "frame": np.sort(rng.integers(0, 9, n)),
+            "x_nm": rng.uniform(0, 6400, n),
+            "y_nm": rng.uniform(0, 6400, n) / 3.0,  # floats with long reprs
+            "score": rng.uniform(300, 1100, n).astype(np.float32),
+        }
+    )
+
+
+@pytest.mark.parametrize("fmt", ["thunderstorm", "challenge", "native"])
+def test_streaming_writer_gives_the_bytes_of_one_write(fmt, tmp_path):
+    from sklearn_smlm.io import LocalizationWriter
+
+    table = _chunks_table()
+    whole, streamed = tmp_path / "whole.csv", tmp_path / "streamed.csv"
+    write_localizations(table, whole, format=fmt)
+    with LocalizationWriter(streamed, format=fmt) as writer:
+        # an empty chunk first and uneven chunks after
+        for start, stop in [(0, 0), (0, 5), (5, 6), (6, 23)]:
+            writer.write(table.iloc[start:stop].reset_index(drop=True))
+            assert not streamed.exists()  # only the .partial until closed
+    assert writer.n_rows == 23
+    assert streamed.read_bytes() == whole.read_bytes()
+    assert not (tmp_path / "streamed.csv.partial").exists()
+
+
+def test_streaming_writer_keeps_the_partial_file_on_error(tmp_path):
+    from sklearn_smlm.io import LocalizationWriter
+
+    table = _chunks_table()
+    path = tmp_path / "locs.csv"
+    with pytest.raises(KeyboardInterrupt), LocalizationWriter(path) as writer:
+        writer.write(table.iloc[:4])
+        raise KeyboardInterrupt
+    assert not path.exists()
+    kept = read_localizations(tmp_path / "locs.csv.partial")
+    assert kept["id"].tolist() == [1, 2, 3, 4]
+    np.testing.assert_array_equal(kept["x_nm"], table["x_nm"][:4])
+
+
+def test_streaming_writer_refuses_changed_columns_and_unknown_formats(tmp_path):
+    from sklearn_smlm.io import LocalizationWriter
+
+    table = _chunks_table()
+    writer = LocalizationWriter(tmp_path / "a.csv", format="native")
+    writer.write(table)
+    with pytest.raises(ValueError, match="the columns changed between chunks"):
+        writer.write(table.drop(columns="score"))
+    writer.abandon(remove=True)
+    assert not (tmp_path / "a.csv.partial").exists()
+    with pytest.raises(ValueError, match="format must be one of"):
+        LocalizationWriter(tmp_path / "b.csv", format="xlsx")
+
+
+def test_registered_appender_receives_chunks_with_running_ids(tmp_path, monkeypatch):
+    from sklearn_smlm.io import LocalizationWriter, _writer, register_appender
+
+    calls = []
+
+    class Recorder:
+        def __init__(self, path, fmt):
+            calls.append(("open", os.path.basename(path), fmt))
+            Path(path).write_text("x")
+
+        def append(self, table, first_id):
+            calls.append(("append", len(table), first_id))
+
+        def close(self):
+            calls.append(("close",))
+
+        def abort(self):  # pragma: no cover - not reached here
+            calls.append(("abort",))
+
+    monkeypatch.setattr(_writer, "APPENDERS", dict(_writer.APPENDERS))
+    register_appender("recorder", Recorder)
+    table = _chunks_table()
+    with LocalizationWriter(tmp_path / "r.bin", format="recorder") as writer:
+        writer.write(table.iloc[:3])
+        writer.write(table.iloc[3:10])
+    assert calls == [
+        ("open", "r.bin.partial", "recorder"),
+        ("append", 3, 1),
+        ("append", 7, 4),
+        ("close",),
+    ]
+    assert (tmp_path / "r.bin").read_text() == "x"
