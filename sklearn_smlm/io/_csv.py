@@ -30,6 +30,9 @@ THUNDERSTORM_COLUMNS = {
     "y [nm]": "y_nm",
     "z [nm]": "z_nm",
     "sigma [nm]": "sigma_nm",
+    # the elliptical widths of ThunderSTORM's astigmatic 3D fits
+    "sigma1 [nm]": "sigma_x_nm",
+    "sigma2 [nm]": "sigma_y_nm",
     "intensity [photon]": "photons",
     "offset [photon]": "background",
     "bkgstd [photon]": "bkgstd_photons",
