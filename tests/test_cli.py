@@ -10,6 +10,8 @@ import tifffile
 
 from sklearn_smlm import __version__, cli
 from sklearn_smlm import localizer as localizer_module
+from sklearn_smlm.cli import _common as cli_common
+from sklearn_smlm.cli import localize as cli_localize
 from sklearn_smlm.cli import main
 from sklearn_smlm.io import (
     TiffStack,
@@ -292,11 +294,11 @@ def test_camera_options_reach_the_normalizer_and_the_fitter(tiny_model):
     camera = ["--baseline-adu", "98", "--e-per-adu", "45", "--em-gain", "300"]
     camera += ["--quantum-efficiency", "0.9"]
     parser = cli.build_parser()
-    reporter = cli._Reporter("test", quiet=True)
+    reporter = cli_common.Reporter("test", quiet=True)
     args = parser.parse_args(
         ["localize", "x.tif", "-o", "y.csv", "--model", str(tiny_model), *camera]
     )
-    loc = cli._make_localizer(args, 100.0, reporter)
+    loc = cli_localize.make_localizer(args, 100.0, reporter)
     norm = loc.normalizer_
     assert (norm.baseline_adu, norm.e_per_adu, norm.em_gain) == (98.0, 45.0, 300.0)
     assert norm.quantum_efficiency == 0.9
@@ -310,7 +312,7 @@ def test_camera_options_reach_the_normalizer_and_the_fitter(tiny_model):
         ["localize", "x.tif", "-o", "y.csv", "--method", "gaussian", *camera]
         + ["--threshold", "6"]
     )
-    fitter = cli._make_localizer(args, 130.0, reporter)
+    fitter = cli_localize.make_localizer(args, 130.0, reporter)
     assert fitter.get_params()["baseline_adu"] == 98.0
     assert fitter.get_params()["em_gain"] == 300.0
     assert fitter.pixel_size_nm == 130.0 and fitter.threshold == 6.0
@@ -353,14 +355,14 @@ def test_localize_gaussian_through_the_entry_point(sim, workdir):
 def test_interrupted_localize_keeps_only_a_partial_file(
     sim, tiny_model, workdir, monkeypatch, capsys
 ):
-    real = cli._predict_chunk
+    real = cli_localize.predict_chunk
 
     def interrupt_second_chunk(localizer, frames, start, batch_size):
         if start > 0:
             raise KeyboardInterrupt
         return real(localizer, frames, start, batch_size)
 
-    monkeypatch.setattr(cli, "_predict_chunk", interrupt_second_chunk)
+    monkeypatch.setattr(cli_localize, "predict_chunk", interrupt_second_chunk)
     out = workdir / "interrupted.csv"
     rc = main(
         ["localize", str(sim / "frames.tif"), "-o", str(out), "--chunk-size", "5"]
@@ -672,3 +674,23 @@ def test_camera_options_do_not_move_a_gain_invariant_model(
     a, b = read_localizations(plain), read_localizations(converted)
     assert len(a) == len(b) > 0
     np.testing.assert_allclose(a["x_nm"], b["x_nm"], atol=1e-2)
+
+
+def test_the_command_registry_builds_the_parser():
+    # adding a command = one module with add_parser/run + one line in COMMANDS
+    assert [module.NAME for module in cli.COMMANDS] == COMMANDS
+    parser = cli.build_parser()
+    for module in cli.COMMANDS:
+        args = parser.parse_args([module.NAME, *_minimal_args(module)])
+        assert args.func is module.run
+
+
+def _minimal_args(module):
+    return {
+        "localize": ["x.tif", "-o", "y.csv"],
+        "simulate": ["-o", "d"],
+        "train": ["-o", "m.pt"],
+        "evaluate": ["a.csv", "b.csv"],
+        "render": ["a.csv"],
+        "demo": [],
+    }[module.NAME]
