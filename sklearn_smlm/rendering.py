@@ -21,7 +21,15 @@ from ._files import atomic_path
 from ._localizations import validate_localizations
 from ._validation import check_positive
 
-__all__ = ["render", "auto_contrast", "save_image", "plot_localizations"]
+__all__ = [
+    "render",
+    "render_depth",
+    "render_side_view",
+    "auto_contrast",
+    "save_image",
+    "plot_localizations",
+    "plot_depth",
+]
 
 _METHODS = ("histogram", "gaussian")
 #: Default Gaussian width when the table has no ``uncertainty_nm`` column.
@@ -681,3 +689,272 @@ def plot_localizations(
     ax.set_ylabel("y (camera pixels)")
     ax.legend(loc="upper right", fontsize="small")
     return ax
+
+
+# ------------------------------------------------------------------- 3D
+def _z_values(table, z_range_nm):
+    if "z_nm" not in table:
+        raise ValueError(
+            "the table has no 'z_nm' column; depth rendering needs 3D "
+            "localizations (e.g. from AstigmaticFitLocalizer)."
+        )
+    z = _per_row("z_nm", table, "z_nm")
+    if z_range_nm is None:
+        if len(z) == 0:
+            raise ValueError("cannot choose the depth range of an empty table.")
+        lo, hi = np.percentile(z, [0.5, 99.5])
+        if hi <= lo:
+            lo, hi = lo - 1.0, hi + 1.0
+        return z, (float(lo), float(hi))
+    lo, hi = _pair(z_range_nm, "z_range_nm", positive=False)
+    if not lo < hi:
+        raise ValueError(f"z_range_nm must have low < high, got {z_range_nm!r}.")
+    return z, (lo, hi)
+
+
+def render_depth(
+    table,
+    *,
+    pixel_size_nm=10.0,
+    z_range_nm=None,
+    cmap="turbo",
+    method="histogram",
+    sigma_nm=None,
+    field_of_view_nm=None,
+    origin_nm=(0, 0),
+    percentile=99.5,
+):
+    """Render a 3D table as an RGB image coloured by depth.
+
+    Each pixel's brightness is its localization density (after
+    :func:`auto_contrast`) and its colour the mean ``z_nm`` of the
+    localizations in it, mapped through ``cmap`` over ``z_range_nm``
+    (depths beyond the range take the end colours). Pixel layout and the
+    other parameters as in :func:`render`.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Localizations with ``frame``, ``x_nm``, ``y_nm`` and ``z_nm``.
+    pixel_size_nm : float, default=10.0
+    z_range_nm : (float, float), optional
+        Depths mapped to the two ends of the colour map; default the 0.5th
+        and 99.5th percentiles of ``z_nm``.
+    cmap : str, default="turbo"
+        Matplotlib colour map.
+    method, sigma_nm, field_of_view_nm, origin_nm
+        As in :func:`render`.
+    percentile : float, default=99.5
+        Contrast of the brightness (:func:`auto_contrast`).
+
+    Returns
+    -------
+    rgb : ndarray of shape (rows, cols, 3), float32 in [0, 1]
+    z_range_nm : (float, float)
+        The depths of the colour map's ends, for a colour bar.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn_smlm.rendering import render_depth
+    >>> table = pd.DataFrame({"frame": [0, 0], "x_nm": [5.0, 25.0],
+    ...                       "y_nm": [5.0, 5.0], "z_nm": [-300.0, 300.0]})
+    >>> rgb, zr = render_depth(table, field_of_view_nm=(30.0, 10.0),
+    ...                        z_range_nm=(-300, 300), cmap="coolwarm")
+    >>> rgb.shape, bool(rgb[0, 0, 2] > rgb[0, 0, 0]), bool(rgb[0, 2, 0] > rgb[0, 2, 2])
+    ((1, 3, 3), True, True)
+    """
+    import matplotlib
+
+    table = validate_localizations(table, copy=False)
+    z, (lo, hi) = _z_values(table, z_range_nm)
+    try:
+        colour_map = matplotlib.colormaps[cmap]
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"cmap={cmap!r} is not a matplotlib colour map.") from exc
+    options = dict(
+        pixel_size_nm=pixel_size_nm,
+        method=method,
+        sigma_nm=sigma_nm,
+        field_of_view_nm=field_of_view_nm,
+        origin_nm=origin_nm,
+    )
+    density = render(table, **options)
+    z_sum = render(table, weights=np.clip((z - lo) / (hi - lo), 0.0, 1.0), **options)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(density > 0, z_sum / density, 0.0)
+    colour = colour_map(np.clip(mean, 0.0, 1.0))[..., :3]
+    brightness = auto_contrast(density, percentile=percentile)
+    return (colour * brightness[..., None]).astype(np.float32), (lo, hi)
+
+
+def render_side_view(
+    table,
+    *,
+    pixel_size_nm=10.0,
+    axis="x",
+    z_range_nm=None,
+    slab_nm=None,
+    method="histogram",
+    sigma_nm=None,
+    lateral_range_nm=None,
+):
+    """Render a side view: localizations projected onto the x-z (or y-z) plane.
+
+    Row ``i`` of the image covers ``z`` in ``[z0 + i * px, z0 + (i + 1) * px)``
+    (``z0`` the low end of ``z_range_nm``, so depth grows downwards), column
+    ``j`` the lateral coordinate ``axis`` from ``lateral_range_nm[0]``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Localizations with ``z_nm``.
+    pixel_size_nm : float, default=10.0
+    axis : {"x", "y"}, default="x"
+        Lateral axis of the view.
+    z_range_nm : (float, float), optional
+        Depths shown; default the range of ``z_nm`` (0.5th to 99.5th
+        percentile).
+    slab_nm : (float, float), optional
+        Keep only localizations whose other lateral coordinate lies in this
+        range (a slab through the sample); default all.
+    method, sigma_nm
+        As in :func:`render`.
+    lateral_range_nm : (float, float), optional
+        Lateral extent; default from 0 to the largest coordinate.
+
+    Returns
+    -------
+    image : ndarray of shape (rows, cols), float32
+    extent : (float, float, float, float)
+        ``(left, right, bottom, top)`` in nm, for ``matplotlib.imshow``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn_smlm.rendering import render_side_view
+    >>> table = pd.DataFrame({"frame": [0, 0], "x_nm": [5.0, 25.0],
+    ...                       "y_nm": [0.0, 0.0], "z_nm": [-15.0, 5.0]})
+    >>> image, extent = render_side_view(table, z_range_nm=(-20, 20),
+    ...                                  lateral_range_nm=(0, 30))
+    >>> image.tolist()  # z = -15 in row 0, z = 5 in row 2
+    [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    >>> extent
+    (0.0, 30.0, 20.0, -20.0)
+    """
+    table = validate_localizations(table, copy=False)
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}.")
+    z, (lo, hi) = _z_values(table, z_range_nm)
+    other = "y_nm" if axis == "x" else "x_nm"
+    keep = np.ones(len(table), dtype=bool)
+    if slab_nm is not None:
+        a, b = _pair(slab_nm, "slab_nm", positive=False)
+        values = table[other].to_numpy()
+        keep = (values >= a) & (values < b)
+    lateral = table[f"{axis}_nm"].to_numpy()
+    if lateral_range_nm is None:
+        left = 0.0
+        right = float(lateral.max()) + pixel_size_nm if len(lateral) else pixel_size_nm
+    else:
+        left, right = _pair(lateral_range_nm, "lateral_range_nm", positive=False)
+    view = pd.DataFrame(
+        {
+            "frame": table["frame"].to_numpy()[keep],
+            "x_nm": lateral[keep],
+            "y_nm": z[keep],
+        }
+    )
+    if isinstance(sigma_nm, str):
+        sigma_nm = table[sigma_nm].to_numpy()[keep]
+    elif sigma_nm is not None and np.ndim(sigma_nm) > 0:
+        sigma_nm = np.asarray(sigma_nm)[keep]
+    image = render(
+        view,
+        pixel_size_nm=pixel_size_nm,
+        method=method,
+        sigma_nm=sigma_nm,
+        field_of_view_nm=(right - left, hi - lo),
+        origin_nm=(left, lo),
+    )
+    return image, (left, right, hi, lo)
+
+
+def plot_depth(
+    table,
+    *,
+    pixel_size_nm=10.0,
+    z_range_nm=None,
+    cmap="turbo",
+    side_view=True,
+    field_of_view_nm=None,
+    path=None,
+):
+    """Figure of a 3D table: depth-coloured top view with a colour bar and an x-z view.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Localizations with ``z_nm``.
+    pixel_size_nm : float, default=10.0
+    z_range_nm : (float, float), optional
+        Colour range (see :func:`render_depth`).
+    cmap : str, default="turbo"
+    side_view : bool, default=True
+        Add the x-z side view (:func:`render_side_view`) below the top view.
+    field_of_view_nm : (float, float), optional
+        As in :func:`render`.
+    path : str or path-like, optional
+        Save the figure there (e.g. a PNG).
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    """
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(f"plot_depth needs matplotlib; {_PLOT_HINT}.") from exc
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    rgb, (lo, hi) = render_depth(
+        table,
+        pixel_size_nm=pixel_size_nm,
+        z_range_nm=z_range_nm,
+        cmap=cmap,
+        field_of_view_nm=field_of_view_nm,
+    )
+    rows, cols = rgb.shape[:2]
+    width_nm, height_nm = cols * pixel_size_nm, rows * pixel_size_nm
+    if side_view:
+        fig, (ax, ax_side) = plt.subplots(
+            2,
+            1,
+            figsize=(6.5, 5.0 * (height_nm + (hi - lo)) / width_nm + 1.0),
+            height_ratios=[height_nm, max(hi - lo, 0.15 * height_nm)],
+            layout="constrained",
+        )
+    else:
+        fig, ax = plt.subplots(figsize=(6, 6 * height_nm / width_nm + 0.5))
+    ax.imshow(rgb, extent=(0, width_nm, height_nm, 0))
+    ax.set_xlabel("x (nm)")
+    ax.set_ylabel("y (nm)")
+    ax.set_facecolor("black")
+    bar = fig.colorbar(
+        ScalarMappable(norm=Normalize(lo, hi), cmap=cmap), ax=ax, shrink=0.8
+    )
+    bar.set_label("z (nm)")
+    if side_view:
+        image, extent = render_side_view(
+            table,
+            pixel_size_nm=pixel_size_nm,
+            z_range_nm=(lo, hi),
+            lateral_range_nm=(0.0, width_nm),
+        )
+        ax_side.imshow(auto_contrast(image), cmap="hot", extent=extent, aspect="equal")
+        ax_side.set_xlabel("x (nm)")
+        ax_side.set_ylabel("z (nm)")
+    if path is not None:
+        fig.savefig(path, dpi=150)
+    return fig
