@@ -96,7 +96,7 @@ def unfold_to_subpixel(loc):
 
     from sklearn_smlm.nn import SubPixelCNN
 
-    module = loc.net_.module_
+    module = loc.regressor_.module_
     if getattr(module, "upsampling", None) != "folded":
         raise ValueError(f"needs a folded head, got {module.upsampling!r}")
     conv = module.head[0]
@@ -120,8 +120,7 @@ def unfold_to_subpixel(loc):
         new.head.weight[0, 0] = 1.0
         new.head.bias.zero_()
     sub = copy.deepcopy(loc)
-    sub.regressor_.net_.module_ = new.to(memory_format=torch.channels_last).eval()
-    sub.net_ = sub.regressor_.net_
+    sub.regressor_.module_ = new.to(memory_format=torch.channels_last).eval()
     return sub
 
 

@@ -9,11 +9,8 @@ with a :class:`~sklearn.pipeline.Pipeline` of
 :class:`~sklearn_smlm.PeakExtractor`.
 """
 
-import hashlib
-import json
 import math
 import numbers
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,12 +18,24 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._files import atomic_path
+from ._chunks import check_chunk_size, iter_chunk_tables
 from ._localizations import check_positions
-from ._memory import trim_heap
-from ._validation import check_frames, resolve_device
+from ._persistence import (  # noqa: F401 - public and former import paths
+    _PRETRAINED_DIR,
+    MODEL_FORMAT_VERSION,
+    ModelFileError,
+    _checksum,
+    _history_summary,
+    _json_default,
+    _library_version,
+    load_model,
+    pretrained,
+    pretrained_names,
+    save_model,
+)
+from ._validation import check_frames, check_int, resolve_device
 from .encoding import distance_transform_maps
-from .peaks import _columns_to_localizations, _localization_columns
+from .peaks import columns_to_localizations, localization_columns
 from .preprocessing import FrameNormalizer
 
 __all__ = [
@@ -36,15 +45,6 @@ __all__ = [
     "ModelFileError",
     "MODEL_FORMAT_VERSION",
 ]
-
-#: Version of the model file layout; files of another version are refused.
-MODEL_FORMAT_VERSION = 1
-_MODEL_FORMAT = "sklearn-smlm-model"
-_PRETRAINED_DIR = Path(__file__).parent / "models"
-
-
-class ModelFileError(ValueError):
-    """A model file is missing, corrupt, altered or from an incompatible version."""
 
 
 def _check_params(est):
@@ -146,8 +146,12 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
+    module_ : sklearn_smlm.nn.SubPixelCNN
+        The fitted network, all that prediction uses.
     net_ : sklearn_smlm.nn.MapNet
-        The fitted skorch net; its ``history`` holds the losses per epoch.
+        The skorch net that trains ``module_``; its ``history`` holds the
+        losses per epoch. A loaded model builds it on first use (training
+        needs it, prediction does not).
     frame_shape_ : tuple of int
         Shape of the training frames.
     device_ : str
@@ -312,7 +316,7 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
         -------
         self : DistanceTransformRegressor
         """
-        return self._fit(X, y, warm_start=hasattr(self, "net_"))
+        return self._fit(X, y, warm_start=hasattr(self, "module_"))
 
     def _fit(self, X, y, warm_start):
         import torch
@@ -335,11 +339,13 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
             # More training frames; the validation frames of the first fit stay
             # the reference for early stopping and the learning-rate schedule.
             train = MapDataset(frames_t, targets, augment=self.augment, seed=seed)
+            net = self.net_
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                self.net_.set_params(max_epochs=self.max_epochs, lr=self.lr)
-                self.net_.partial_fit(train, y=None)
-            self.n_epochs_ = len(self.net_.history)
+                net.set_params(max_epochs=self.max_epochs, lr=self.lr)
+                net.partial_fit(train, y=None)
+            self.net_ = net
+            self.n_epochs_ = len(net.history)
             return self
         order = np.random.default_rng(seed).permutation(len(frames))
         n_valid = int(round(self.validation_fraction * len(frames)))
@@ -362,10 +368,48 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net_ = self._build_net(train_split=split, seed=seed)
-            self.net_.fit(train, y=None)
-        self.n_epochs_ = len(self.net_.history)
+            net = self._build_net(train_split=split, seed=seed)
+            net.fit(train, y=None)
+        self.net_ = net
+        self.n_epochs_ = len(net.history)
         return self
+
+    @property
+    def net_(self):
+        """The skorch net that trains ``module_``, built on first use."""
+        net = self.__dict__.get("_net")
+        if net is None:
+            if "module_" not in self.__dict__:
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute 'net_'"
+                )
+            net = self._net = self._wrap_module()
+        elif net.module_ is not self.module_:  # module_ was replaced by hand
+            net.module_ = self.module_
+            net.initialize_optimizer()
+        return net
+
+    @net_.setter
+    def net_(self, net):
+        self._net = net
+        self.module_ = net.module_
+
+    def _wrap_module(self):
+        """Build the skorch net around ``module_`` (a loaded model's training)."""
+        import torch
+
+        net = self._build_net()
+        # initialize() draws a module of its own: keep the global RNG as it was
+        with torch.random.fork_rng(devices=[]):
+            net.initialize()
+        net.module_ = self.module_
+        net.initialize_optimizer()
+        return net
+
+    def _history(self):
+        """Return the skorch history, empty where no net was built (loaded)."""
+        net = self.__dict__.get("_net")
+        return [] if net is None else net.history
 
     def transform(self, X, *, batch_size=None):
         """Predict distance-transform maps.
@@ -382,7 +426,7 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
         maps : ndarray of shape (n_frames, r * height, r * width)
             float32 maps on the paper's scale (peaks near ``exp(alpha) - 1``).
         """
-        check_is_fitted(self, "net_")
+        check_is_fitted(self, "module_")
         frames = check_frames(X)
         return np.concatenate(
             list(self._iter_maps(frames, batch_size or self.batch_size))
@@ -394,7 +438,7 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
 
         from .nn import autocast
 
-        module = self.net_.module_
+        module = self.module_
         module.eval()
         device = self.device_
         with torch.inference_mode(), autocast(device, self.precision_):
@@ -414,7 +458,7 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
 
     # Persistence of the torch state without pickles, see save_model/load_model.
     def _state(self):
-        return {k: v.detach().cpu() for k, v in self.net_.module_.state_dict().items()}
+        return {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
 
 
 class DistanceTransformLocalizer(BaseEstimator):
@@ -458,7 +502,8 @@ augment, precision, device, random_state, verbose
     regressor_ : DistanceTransformRegressor
         The fitted network step.
     net_ : sklearn_smlm.nn.MapNet
-        The fitted skorch net (``regressor_.net_``).
+        The skorch net (``regressor_.net_``); a loaded model builds it on
+        first use.
     frame_shape_ : tuple of int
         Shape of the training frames.
 
@@ -597,8 +642,20 @@ augment, precision, device, random_state, verbose
         return self
 
     def _copy_fitted(self):
-        self.net_ = self.regressor_.net_
         self.frame_shape_ = self.regressor_.frame_shape_
+
+    @property
+    def net_(self):
+        """The skorch net of ``regressor_``, built on first use."""
+        if "regressor_" not in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute 'net_'"
+            )
+        return self.regressor_.net_
+
+    @net_.setter
+    def net_(self, net):
+        self.regressor_.net_ = net
 
     def _sync_regressor(self):
         # Parameters that only matter at prediction time (device, precision)
@@ -609,55 +666,106 @@ augment, precision, device, random_state, verbose
         reg = self.regressor_
         device = resolve_device(self.device)
         if device != reg.device_:
-            reg.net_.module_.to(device)
+            reg.module_.to(device)
             reg.device_ = device
         reg.precision_ = resolve_precision(self.precision, device)
 
-    def predict_maps(self, X, *, batch_size=None):
+    def predict_maps(self, X, *, batch_size=None, normalized=False):
         """Return the predicted distance-transform maps of camera frames.
+
+        The first two steps of :meth:`predict`: :attr:`normalizer_` then the
+        network. :meth:`localize_maps` is the third.
 
         Parameters
         ----------
         X : array-like of shape (n_frames, height, width)
-            Camera frames.
+            Camera frames (or normalized frames, see ``normalized``).
         batch_size : int, optional
-            Frames per forward pass.
+            Frames per forward pass; default :meth:`prediction_batch_size`,
+            the batches of :meth:`predict` (so the maps are bit for bit those
+            that :meth:`predict` localizes).
+        normalized : bool, default=False
+            ``X`` is already normalized by :attr:`normalizer_` (e.g. tiles
+            cut from normalized frames); skip the normalizer.
 
         Returns
         -------
         maps : ndarray of shape (n_frames, r * height, r * width)
+            float32, ``r = upscaling``.
         """
         check_is_fitted(self, "regressor_")
         frames = check_frames(X)
-        return self.regressor_.transform(
-            self.normalizer_.transform(frames), batch_size=batch_size
-        )
+        batches = self._iter_maps(frames, batch_size, normalized=normalized)
+        return np.concatenate(list(batches))
 
-    def predict(self, X, *, batch_size=None):
-        """Localize the emitters of camera frames.
+    def localize_maps(self, maps, *, frames=None, frame_offset=0):
+        """Localizations of predicted maps: peaks, positions in nm, refinement.
+
+        The last step of :meth:`predict`: local maxima of the maps above
+        ``threshold`` (:func:`~sklearn_smlm.peaks.find_peaks`, refined),
+        converted to nanometres with ``upscaling`` and ``pixel_size_nm``, then,
+        with a ``refiner`` and ``frames``, refined by Gaussian fits
+        (:meth:`refine`).
 
         Parameters
         ----------
-        X : array-like of shape (n_frames, height, width)
-            Camera frames; a 2-D array is one frame.
-        batch_size : int, optional
-            Frames per forward pass; default ``self.batch_size``, fewer
-            for large frames so that a batch of maps stays near 32 MB.
+        maps : ndarray of shape (n_frames, r * height, r * width)
+            Maps from :meth:`predict_maps`.
+        frames : ndarray of shape (n_frames, height, width), optional
+            The camera frames of the maps; needed for the hybrid refinement.
+        frame_offset : int, default=0
+            Number of the first map's frame in the table.
 
         Returns
         -------
         localizations : pandas.DataFrame
-            Columns ``frame`` (0-based index into ``X``), ``x_nm``, ``y_nm`` and
-            ``score`` (the map height at the peak). No detection gives an empty
-            table with these columns.
+            As :meth:`predict` returns them.
         """
         check_is_fitted(self, "regressor_")
         self._check_threshold()
+        table = columns_to_localizations([self._peak_columns(maps, 0)])
+        if frames is not None:
+            table = self.refine(frames, table)
+        table["frame"] += np.int64(frame_offset)
+        return table
+
+    def predict(self, X, *, batch_size=None, frame_offset=0):
+        """Localize the emitters of camera frames.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_frames, height, width), or TiffStack
+            Camera frames; a 2-D array is one frame. A
+            :class:`~sklearn_smlm.io.TiffStack` is streamed through
+            :meth:`iter_predict`.
+        batch_size : int, optional
+            Frames per forward pass; default :meth:`prediction_batch_size`:
+            ``self.batch_size``, fewer for large frames so that a batch of
+            maps stays near 32 MB.
+        frame_offset : int, default=0
+            Number of the first frame in the table (for a chunk of a longer
+            stack: the chunk's first frame in the stack).
+
+        Returns
+        -------
+        localizations : pandas.DataFrame
+            Columns ``frame`` (0-based index into ``X``, plus
+            ``frame_offset``), ``x_nm``, ``y_nm`` and ``score`` (the map height
+            at the peak). No detection gives an empty table with these
+            columns.
+        """
+        check_is_fitted(self, "regressor_")
+        self._check_threshold()
+        frame_offset = check_int(frame_offset, "frame_offset", low=0)
         if hasattr(X, "iter_chunks"):  # a TiffStack: stream it
             tables = list(self.iter_predict(X, batch_size=batch_size))
-            return pd.concat(tables, ignore_index=True)
+            table = pd.concat(tables, ignore_index=True)
+            table["frame"] += np.int64(frame_offset)
+            return table
         frames = check_frames(X)
-        return self._predict_frames(frames, batch_size=batch_size)
+        return self._predict_frames(
+            frames, batch_size=batch_size, frame_offset=frame_offset
+        )
 
     def iter_predict(self, frames, *, chunk_size=256, batch_size=None):
         """Localize a stack chunk by chunk, with memory bounded by the chunk.
@@ -682,31 +790,14 @@ augment, precision, device, random_state, verbose
         """
         check_is_fitted(self, "regressor_")
         self._check_threshold()
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral):
-            raise TypeError(f"chunk_size must be an integer, got {chunk_size!r}.")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
-        if hasattr(frames, "iter_chunks"):
-            chunks = frames.iter_chunks(chunk_size)
-        else:
-            if not hasattr(frames, "__len__") or not hasattr(frames, "__getitem__"):
-                raise TypeError(
-                    "frames must be an array, a TiffStack or a sequence of frames, "
-                    f"got {type(frames).__name__}."
-                )
-            n = len(frames)
-            chunks = (
-                (start, frames[start : start + chunk_size])
-                for start in range(0, n, chunk_size)
-            )
-        for start, chunk in chunks:
-            chunk = check_frames(np.asarray(chunk), name=f"frames {start}+")
-            table = self._predict_frames(
+        check_chunk_size(chunk_size)
+
+        def predict_chunk(chunk, start):
+            return self._predict_frames(
                 chunk, batch_size=batch_size, frame_offset=start
             )
-            del chunk
-            trim_heap()  # the kept tables would otherwise grow the heap (_memory)
-            yield table
+
+        yield from iter_chunk_tables(predict_chunk, frames, chunk_size)
 
     def _predict_frames(self, frames, *, batch_size=None, frame_offset=0):
         if self.refiner is not None and not hasattr(self.refiner, "refine"):
@@ -714,43 +805,76 @@ augment, precision, device, random_state, verbose
                 "refiner must be a GaussianFitLocalizer (an object with a "
                 f"refine(X, table) method), got {type(self.refiner).__name__}."
             )
-        self._sync_regressor()
         if batch_size is None:
-            batch_size = self._prediction_batch_size(frames.shape[1:])
-        normalized = self.normalizer_.transform(frames)
+            batch_size = self.prediction_batch_size(frames.shape[1:])
         # plain arrays per batch and one DataFrame at the end (see
-        # _columns_to_localizations: per-batch DataFrames made the heap grow)
+        # columns_to_localizations: per-batch DataFrames made the heap grow)
         parts = [
-            _localization_columns(
-                maps,
-                self.threshold,
-                upscaling=self.upscaling,
-                pixel_size_nm=self.pixel_size_nm,
-                frame_offset=i * batch_size,
-                min_distance=self.min_distance,
-                refine="auto",
-            )
-            for i, maps in enumerate(self.regressor_._iter_maps(normalized, batch_size))
+            self._peak_columns(maps, i * batch_size)
+            for i, maps in enumerate(self._iter_maps(frames, batch_size))
         ]
-        table = self._refine(frames, _columns_to_localizations(parts))
+        table = self.refine(frames, columns_to_localizations(parts))
         table["frame"] += frame_offset
         return table
 
-    def _prediction_batch_size(self, frame_shape):
+    def _iter_maps(self, frames, batch_size, *, normalized=False):
+        """Yield the maps of checked frames batch by batch, on the current device."""
+        self._sync_regressor()
+        if batch_size is None:
+            batch_size = self.prediction_batch_size(frames.shape[1:])
+        if not normalized:
+            frames = self.normalizer_.transform(frames)
+        return self.regressor_._iter_maps(frames, batch_size)
+
+    def _peak_columns(self, maps, frame_offset):
+        return localization_columns(
+            maps,
+            self.threshold,
+            upscaling=self.upscaling,
+            pixel_size_nm=self.pixel_size_nm,
+            frame_offset=frame_offset,
+            min_distance=self.min_distance,
+            refine="auto",
+        )
+
+    def prediction_batch_size(self, frame_shape):
         """Frames per forward pass when none is given.
 
         At most ``batch_size`` (16 frames of 64 x 64 ran fastest on a 2-core
         AVX-512 CPU: 547 frames/s against 449 for 32, bf16, end to end), and
         few enough that a batch of maps stays near 32 MB of float32: 2 frames
-        of 256 x 256 at r = 7. Chunked and tiled prediction use the same
-        rule so that their batches, and so their float rounding, are those
-        of ``predict``.
+        of 256 x 256 at r = 7. Chunked, tiled and parallel prediction use the
+        same rule so that their batches, and so their float rounding, are
+        those of ``predict``.
+
+        Parameters
+        ----------
+        frame_shape : tuple of int
+            ``(height, width)`` of the frames (or tiles).
+
+        Returns
+        -------
+        batch_size : int
         """
         map_pixels = int(frame_shape[0]) * int(frame_shape[1]) * self.upscaling**2
         return max(1, min(self.batch_size, 2**23 // map_pixels))
 
-    def _refine(self, frames, table):
-        """Apply the optional Gaussian ``refiner`` to the detections of frames."""
+    def refine(self, frames, table):
+        """Refine detections with the ``refiner`` (hybrid mode); else return them.
+
+        Parameters
+        ----------
+        frames : ndarray of shape (n_frames, height, width)
+            The camera frames of the detections (``frame`` indexes them).
+        table : pandas.DataFrame
+            Detections, e.g. from :meth:`localize_maps`.
+
+        Returns
+        -------
+        table : pandas.DataFrame
+            ``table`` itself without a refiner, else the refined table (see
+            :meth:`~sklearn_smlm.GaussianFitLocalizer.refine`).
+        """
         if self.refiner is None:
             return table
         refiner = self.refiner
@@ -802,51 +926,7 @@ augment, precision, device, random_state, verbose
             leaves no partial file.
         """
         check_is_fitted(self, "regressor_")
-        import torch
-
-        state = self.regressor_._state()
-        objects = ("normalizer", "refiner")
-        params = {
-            k: v for k, v in self.get_params(deep=False).items() if k not in objects
-        }
-        params["stages"] = list(params["stages"]) if params["stages"] else None
-        if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None
-        normalizer = self.normalizer_
-        metadata = {
-            "format": _MODEL_FORMAT,
-            "format_version": MODEL_FORMAT_VERSION,
-            "library_version": _library_version(),
-            "torch_version": torch.__version__,
-            "estimator": type(self).__name__,
-            "params": params,
-            "normalizer": {
-                "class": type(normalizer).__name__,
-                "params": normalizer.get_params(deep=False),
-            },
-            "refiner": None
-            if self.refiner is None
-            else {
-                "class": type(self.refiner).__name__,
-                "params": self.refiner.get_params(deep=False),
-            },
-            "frame_shape": list(self.frame_shape_),
-            "n_epochs": int(self.regressor_.n_epochs_),
-            "history": _history_summary(self.net_.history),
-            "training": getattr(self, "training_info_", None),
-        }
-        metadata_json = json.dumps(metadata, sort_keys=True, default=_json_default)
-        payload = {
-            "format": _MODEL_FORMAT,
-            "metadata": metadata_json,
-            "state_dict": state,
-            "sha256": _checksum(metadata_json, state),
-        }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
-        return path
+        return save_model(self, path)
 
     @classmethod
     def load(cls, path, *, device="auto"):
@@ -886,143 +966,4 @@ augment, precision, device, random_state, verbose
         localizer : DistanceTransformLocalizer
             A fitted localizer, ready to ``predict``.
         """
-        available = pretrained_names()
-        if name not in available:
-            raise ValueError(
-                f"no pretrained model named {name!r}; available: {available}."
-            )
-        return load_model(_PRETRAINED_DIR / f"{name}.pt", device=device)
-
-
-def pretrained_names():
-    """Names of the pretrained models shipped with the package (sorted)."""
-    return sorted(p.stem for p in _PRETRAINED_DIR.glob("*.pt"))
-
-
-def load_model(path, *, device="auto"):
-    """Load a localizer saved with :meth:`DistanceTransformLocalizer.save`.
-
-    No pickled code is executed: the file is read with
-    ``torch.load(weights_only=True)``, which only rebuilds tensors and plain
-    containers, and its checksum is verified.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The model file.
-    device : str, default="auto"
-        Device to place the network on; a model trained on a GPU loads on a
-        machine without one.
-
-    Returns
-    -------
-    localizer : DistanceTransformLocalizer
-        A fitted localizer.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the file does not exist.
-    ModelFileError
-        If the file is not a model of this library, is corrupt or altered, or
-        was written in an incompatible format version.
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {str(path)!r} does not exist.")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged zip/pickle
-        raise ModelFileError(
-            f"{path}: not a readable sklearn-smlm model file (corrupt, truncated or "
-            f"another format): {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != _MODEL_FORMAT:
-        raise ModelFileError(f"{path}: not an sklearn-smlm model file.")
-    try:
-        metadata_json, state = payload["metadata"], payload["state_dict"]
-        metadata = json.loads(metadata_json)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: the model file's metadata is damaged.") from exc
-    if _checksum(metadata_json, state) != payload.get("sha256"):
-        raise ModelFileError(
-            f"{path}: checksum mismatch; the file was altered or damaged after it "
-            "was saved."
-        )
-    version = metadata.get("format_version")
-    if version != MODEL_FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: model file format version {version} (written by sklearn-smlm "
-            f"{metadata.get('library_version')}) cannot be read by sklearn-smlm "
-            f"{_library_version()}, which reads version {MODEL_FORMAT_VERSION}; "
-            "retrain the model or use the library version that wrote it."
-        )
-    if metadata.get("estimator") != "DistanceTransformLocalizer":
-        raise ModelFileError(f"{path}: holds a {metadata.get('estimator')!r}.")
-
-    params = dict(metadata["params"])
-    params["stages"] = tuple(params["stages"]) if params["stages"] else None
-    params["device"] = device
-    normalizer = FrameNormalizer(**metadata["normalizer"]["params"])
-    params.pop("refiner", None)  # files of the same format may list it (None)
-    refiner = metadata.get("refiner")
-    if refiner is not None:
-        from .fitting import GaussianFitLocalizer
-
-        refiner_params = dict(refiner["params"])
-        for key, value in refiner_params.items():  # JSON turned tuples to lists
-            if isinstance(value, list):
-                refiner_params[key] = tuple(value)
-        refiner = GaussianFitLocalizer(**refiner_params)
-    loc = DistanceTransformLocalizer(normalizer=normalizer, refiner=refiner, **params)
-    reg = loc._make_regressor()
-    reg.device_ = resolve_device(device)
-    from .nn import resolve_precision
-
-    reg.precision_ = resolve_precision(reg.precision, reg.device_)
-    reg.frame_shape_ = tuple(metadata["frame_shape"])
-    reg.n_epochs_ = metadata.get("n_epochs", 0)
-    reg.net_ = reg._build_net()
-    reg.net_.initialize()
-    try:
-        reg.net_.module_.load_state_dict(state)
-    except (RuntimeError, KeyError) as exc:
-        raise ModelFileError(
-            f"{path}: the weights do not fit the network described by its metadata."
-        ) from exc
-    reg.net_.module_.to(reg.device_)
-    loc.normalizer_ = normalizer.fit(np.zeros((1, 2, 2), dtype=np.float32))
-    loc.regressor_ = reg
-    loc._copy_fitted()
-    loc.training_info_ = metadata.get("training")
-    loc.model_metadata_ = metadata
-    return loc
-
-
-def _checksum(metadata_json, state):
-    digest = hashlib.sha256(metadata_json.encode())
-    for key in sorted(state):
-        digest.update(key.encode())
-        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _history_summary(history):
-    keys = ("epoch", "train_loss", "valid_loss", "dur")
-    return [{k: row[k] for k in keys if k in row} for row in history]
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot store {type(value).__name__} in a model file.")
-
-
-def _library_version():
-    from . import __version__
-
-    return __version__
+        return pretrained(name, device=device)

@@ -97,7 +97,7 @@ def min_overlap(localizer):
     check_is_fitted(localizer, "regressor_")
     md = int(localizer.min_distance)
     peak_margin = math.ceil((md + max(md, 1)) / localizer.upscaling)
-    return receptive_radius(localizer.net_.module_) + peak_margin
+    return receptive_radius(localizer.regressor_.module_) + peak_margin
 
 
 def tile_layout(size, tile_size, overlap):

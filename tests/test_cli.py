@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from sklearn_smlm import __version__, cli
-from sklearn_smlm import localizer as localizer_module
+from sklearn_smlm import _persistence as persistence_module
 from sklearn_smlm.cli import _common as cli_common
 from sklearn_smlm.cli import localize as cli_localize
 from sklearn_smlm.cli import main
@@ -381,7 +381,7 @@ def test_interrupted_localize_keeps_only_a_partial_file(
 
 
 def test_missing_pretrained_model_is_one_clear_line(sim, workdir, monkeypatch, capsys):
-    monkeypatch.setattr(localizer_module, "_PRETRAINED_DIR", workdir / "no_models")
+    monkeypatch.setattr(persistence_module, "_PRETRAINED_DIR", workdir / "no_models")
     rc = main(["localize", str(sim / "frames.tif"), "-o", str(workdir / "x.csv")])
     assert rc == 1
     err = capsys.readouterr().err

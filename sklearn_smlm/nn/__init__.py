@@ -1,7 +1,14 @@
-"""Torch modules and training plumbing of the super-resolution network."""
+"""Torch modules and training plumbing of the super-resolution network.
+
+The training plumbing (:class:`MapNet`, :class:`MapDataset`) imports skorch; it
+is loaded on first use, so that predicting with a loaded model needs torch
+only.
+"""
+
+import importlib
 
 from ._modules import SubPixelCNN, fold_subpixel_head
-from ._net import MapDataset, MapNet, autocast, resolve_precision
+from ._precision import autocast, resolve_precision
 
 __all__ = [
     "MapDataset",
@@ -11,3 +18,15 @@ __all__ = [
     "fold_subpixel_head",
     "resolve_precision",
 ]
+
+_LAZY = {"MapDataset": "._net", "MapNet": "._net"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__
