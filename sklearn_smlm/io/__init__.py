@@ -23,10 +23,15 @@ Localizations
       names (``frame,x_nm,y_nm,...``) with 0-based frames.
 
     :func:`read_localizations` recognises the layout from the first line.
+
+    Picasso HDF5 (:func:`read_picasso_hdf5`, :func:`write_picasso_hdf5`,
+    ``format="picasso"``): the ``locs`` dataset in camera pixels and the
+    YAML sidecar that Picasso Render opens; recognised by the HDF5 signature.
     :class:`LocalizationWriter` appends the table of each chunk of a long
     run to one file (header once, ``id`` numbers running on).
 
 Modules: ``_tiff`` (stacks), ``_csv`` (the CSV layouts and their recognition),
+``_picasso`` (Picasso HDF5 and the dispatch between file formats),
 ``_writer`` (streaming output; formats register an appender there),
 ``_common`` (the file error, paths, atomic writes).
 
@@ -38,11 +43,16 @@ so a failed write never leaves a half-written or clobbered file.
 from ._common import SMLMFileError
 from ._csv import (
     read_challenge_csv,
-    read_localizations,
     read_thunderstorm_csv,
     write_challenge_csv,
-    write_localizations,
     write_thunderstorm_csv,
+)
+from ._picasso import (
+    PicassoAppender,
+    read_localizations,
+    read_picasso_hdf5,
+    write_localizations,
+    write_picasso_hdf5,
 )
 from ._tiff import TiffStack, read_stack, write_stack
 from ._writer import LocalizationWriter, register_appender
@@ -60,4 +70,8 @@ __all__ = [
     "write_localizations",
     "LocalizationWriter",
     "register_appender",
+    "read_picasso_hdf5",
+    "write_picasso_hdf5",
 ]
+
+register_appender("picasso", PicassoAppender)

@@ -69,7 +69,8 @@ def register_appender(format, appender):
     format : str
         The name of the format (``"picasso"``).
     appender : callable
-        ``appender(path, format)`` returns an object with ``append(table,
+        ``appender(path, format, **options)`` (the options given to the
+        writer) returns an object with ``append(table,
         first_id)`` (write the rows of one chunk; ``first_id`` is the 1-based
         running number of its first row), ``close()`` (flush and close the
         file) and ``abort()`` (close without finishing).
@@ -89,6 +90,9 @@ class LocalizationWriter:
         ``"thunderstorm"``, ``"challenge"`` or ``"native"`` (see
         :func:`~sklearn_smlm.io.write_localizations`), or a format added with
         :func:`register_appender`.
+    **options
+        Passed to the format's appender (``pixel_size_nm``, ``frame_shape``,
+        ``n_frames`` for ``"picasso"``).
 
     Attributes
     ----------
@@ -118,7 +122,7 @@ class LocalizationWriter:
     [1, 2, 3]
     """
 
-    def __init__(self, path, *, format="thunderstorm"):
+    def __init__(self, path, *, format="thunderstorm", **options):
         if format not in APPENDERS:
             raise ValueError(
                 f"format must be one of {sorted(APPENDERS)}, got {format!r}."
@@ -127,7 +131,7 @@ class LocalizationWriter:
         self.format = format
         self.partial_path = self.path + ".partial"
         self.n_rows = 0
-        self._appender = APPENDERS[format](self.partial_path, format)
+        self._appender = APPENDERS[format](self.partial_path, format, **options)
         self._open = True
 
     def write(self, table):

@@ -44,10 +44,9 @@ def _smooth(t, values, frames, smoothing):
     t = np.asarray(t, dtype=float)
     if len(t) == 1:
         return np.broadcast_to(values, (len(frames),) + values.shape[1:]).copy()
-    if len(t) < 5:
-        return np.stack(
-            [np.interp(frames, t, values[:, a]) for a in range(values.shape[1])], 1
-        )
+    if len(t) < 5:  # too few points for the smoothing spline: straight lines
+        line = interpolate.interp1d(t, values, axis=0, fill_value="extrapolate")
+        return line(frames)
     out = []
     for a in range(values.shape[1]):
         spline = interpolate.make_smoothing_spline(t, values[:, a], lam=smoothing)
