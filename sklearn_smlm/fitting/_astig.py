@@ -75,6 +75,9 @@ _MIN_SIGMA_PX = 0.3
 _CHUNK = 4096
 # z grid of the starting values: this many depths over the calibrated range
 _N_Z_STARTS = 31
+# joint fits include candidates up to this far outside the box (pixels):
+# a defocused neighbour's light reaches that far in
+_NEIGHBOUR_MARGIN_PX = 3.0
 
 
 def _axis(pos, sigma, size, derivs):
@@ -151,8 +154,9 @@ class _ZModel:
     public layout of :func:`fit_z`.
     """
 
-    def __init__(self, widths, pixel_size_nm, z_bounds_nm, k=1):
+    def __init__(self, widths, pixel_size_nm, z_bounds_nm, k=1, margin=0.0):
         self.widths = widths
+        self.margin = margin
         self.px = float(pixel_size_nm)
         self.z_bounds = z_bounds_nm
         self.k = k
@@ -201,7 +205,8 @@ class _ZModel:
         return mu, jac_t
 
     def clip(self, p, size):
-        p[:, self.pos_cols] = np.clip(p[:, self.pos_cols], -1.0, size)
+        m = self.margin
+        p[:, self.pos_cols] = np.clip(p[:, self.pos_cols], -1.0 - m, size + m)
         p[:, self.n_cols] = np.maximum(p[:, self.n_cols], _MIN_PHOTONS)
         p[:, self.bg] = np.maximum(p[:, self.bg], _MIN_BACKGROUND)
         p[:, self.z] = np.clip(p[:, self.z], *self.z_bounds)
@@ -447,24 +452,29 @@ def _centroid_xy(data):
     return np.column_stack([c + dx, c + dy]), bg, signal.sum(axis=(1, 2))
 
 
-def _box_members(f, fx, fy, r0, c0, size, max_emitters):
-    """For every candidate: itself, then the nearest others inside its box."""
+def _box_members(f, fx, fy, r0, c0, size, max_emitters, margin=0.0):
+    """For every candidate: itself, then the nearest others in its box.
+
+    Others count when they lie within ``margin`` pixels outside the box too
+    (their light spills in).
+    """
     n = len(f)
     if not n:
         return []
     # frames far apart in a third coordinate keep neighbours within one frame
     points = np.column_stack([fx, fy, f * (4.0 * size + 1e3)])
     tree = cKDTree(points)
-    near = tree.query_ball_point(points, r=float(size), p=np.inf)
+    near = tree.query_ball_point(points, r=float(size + margin), p=np.inf)
     members = []
     for i in range(n):
         others = np.array([j for j in near[i] if j != i], dtype=np.int64)
         if len(others):
+            lo, hi = -0.5 - margin, size - 0.5 + margin
             inside = (
-                (fx[others] - c0[i] >= -0.5)
-                & (fx[others] - c0[i] <= size - 0.5)
-                & (fy[others] - r0[i] >= -0.5)
-                & (fy[others] - r0[i] <= size - 0.5)
+                (fx[others] - c0[i] >= lo)
+                & (fx[others] - c0[i] <= hi)
+                & (fy[others] - r0[i] >= lo)
+                & (fy[others] - r0[i] <= hi)
             )
             others = others[inside]
             dist = np.hypot(fx[others] - fx[i], fy[others] - fy[i])
@@ -813,7 +823,9 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         inside &= (params[:, 1] >= -0.5) & (params[:, 1] <= size - 0.5)
         fx = np.where(inside, fx, col)
         fy = np.where(inside, fy, row)
-        members = _box_members(f, fx, fy, r0, c0, size, int(self.max_emitters))
+        members = _box_members(
+            f, fx, fy, r0, c0, size, int(self.max_emitters), _NEIGHBOUR_MARGIN_PX
+        )
         k_of = np.array([len(m) for m in members], dtype=np.int64)
         n_start = np.maximum(np.where(ok, params[:, 2], 1.0), 1.0)
         z_start = np.clip(np.where(ok, params[:, 4], 0.0), *bounds)
@@ -828,7 +840,7 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
                 cols += [fx[j] - c0[idx], fy[j] - r0[idx], n_start[j], z_start[j]]
             cols.append(np.maximum(params[idx, 3], _MIN_BACKGROUND))
             init = np.stack(cols, axis=1)
-            model = _ZModel(widths, px, bounds, k=k)
+            model = _ZModel(widths, px, bounds, k=k, margin=_NEIGHBOUR_MARGIN_PX)
             for s in range(0, len(idx), _CHUNK):
                 sl = idx[s : s + _CHUNK]
                 p, c, mu, jac = _lm(
@@ -836,10 +848,14 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
                 )
                 v = _crlb(mu, jac, self.excess_noise_)
                 own = [0, 1, 2, 4 * k, 3]  # x, y, N, bg, z of emitter 0
-                params[sl] = p[:, own]
-                var[sl] = v[:, own]
-                conv[sl] = c
-                dev[sl] = _deviance(data[sl], mu)
+                # the joint fit replaces the single one where it succeeded
+                good = c & (p[:, 2] > 10 * _MIN_PHOTONS)
+                good &= np.isfinite(v[:, own]).all(axis=1)
+                sl = sl[good]
+                params[sl] = p[good][:, own]
+                var[sl] = v[good][:, own]
+                conv[sl] = True
+                dev[sl] = _deviance(data[sl], mu[good])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
