@@ -1,10 +1,24 @@
-"""Input checks shared by the estimators: frames, sizes and devices."""
+"""Input checks shared by the estimators: frames, parameters and devices.
+
+One rule for every parameter check: a value of the wrong *type* raises
+:class:`TypeError`, a value of the right type outside the allowed range raises
+:class:`ValueError`, and both say ``"<name> must be <what>, got <value>."``.
+``bool`` is never accepted as a number (``True`` is an ``int`` in Python).
+"""
 
 import numbers
 
 import numpy as np
 
-__all__ = ["check_frames", "check_positive", "resolve_device"]
+__all__ = [
+    "check_frames",
+    "check_positive",
+    "check_int",
+    "check_real",
+    "check_bool",
+    "check_option",
+    "resolve_device",
+]
 
 
 def check_frames(X, *, name="X", dtype=np.float32, allow_single=True):
@@ -110,6 +124,91 @@ def check_positive(value, name, *, integer=False, allow_zero=False):
     if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}, got {value!r}.")
+    return value
+
+
+def _is_bool(value):
+    return isinstance(value, (bool, np.bool_))
+
+
+def check_int(value, name, *, low=None, high=None):
+    """Return ``value`` as an int, checking its type and ``low <= value <= high``.
+
+    Examples
+    --------
+    >>> check_int(3, "chunk_size", low=1)
+    3
+    >>> check_int(0, "chunk_size", low=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: chunk_size must be >= 1, got 0.
+    >>> check_int(2.0, "chunk_size")
+    Traceback (most recent call last):
+    ...
+    TypeError: chunk_size must be an integer, got 2.0.
+    """
+    if _is_bool(value) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}.")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}.")
+    return int(value)
+
+
+def check_real(value, name, *, low=None, high=None, low_open=False, finite=True):
+    """Return ``value`` as a float, checking its type, finiteness and range.
+
+    ``low`` is excluded when ``low_open``; ``high`` is included.
+
+    Examples
+    --------
+    >>> check_real(0.5, "quantum_efficiency", low=0, high=1, low_open=True)
+    0.5
+    >>> check_real(float("nan"), "threshold")
+    Traceback (most recent call last):
+    ...
+    ValueError: threshold must be a finite number, got nan.
+    """
+    if _is_bool(value) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}.")
+    if finite and not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(
+            f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}."
+        )
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}.")
+    return float(value)
+
+
+def check_bool(value, name):
+    """Return ``value`` if it is a bool (numpy's too), else raise TypeError.
+
+    Examples
+    --------
+    >>> check_bool(1, "augment")
+    Traceback (most recent call last):
+    ...
+    TypeError: augment must be True or False, got 1.
+    """
+    if not _is_bool(value):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def check_option(value, name, options):
+    """Return ``value`` if it is one of ``options``, else raise ValueError.
+
+    Examples
+    --------
+    >>> check_option("lsq", "fit_method", ("mle", "lsq"))
+    'lsq'
+    """
+    if not isinstance(value, str) or value not in options:
+        choices = ", ".join(repr(o) for o in options)
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}.")
     return value
 
 

@@ -41,8 +41,9 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from ._chunks import check_chunk_size, chunk_bounds
 from ._localizations import empty_localizations
-from ._validation import check_frames
+from ._validation import check_frames, check_int, check_real
 
 __all__ = ["predict_dask", "predict_joblib"]
 
@@ -61,16 +62,6 @@ def _import_dask():
     return dask, da
 
 
-def _check_chunk_size(chunk_size):
-    if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(
-        chunk_size, numbers.Integral
-    ):
-        raise TypeError(f"chunk_size must be an integer, got {chunk_size!r}.")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}.")
-    return int(chunk_size)
-
-
 def _aligned_chunk_size(localizer, chunk_size, batch_size, frame_shape):
     """Round ``chunk_size`` up to a whole number of forward-pass batches.
 
@@ -81,24 +72,19 @@ def _aligned_chunk_size(localizer, chunk_size, batch_size, frame_shape):
     bit-identical.
     """
     if batch_size is not None:
-        if isinstance(batch_size, (bool, np.bool_)) or not isinstance(
-            batch_size, numbers.Integral
-        ):
-            raise TypeError(f"batch_size must be an integer, got {batch_size!r}.")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    batch = int(batch_size or localizer._prediction_batch_size(frame_shape))
+        check_int(batch_size, "batch_size", low=1)
+    batch = int(batch_size or localizer.prediction_batch_size(frame_shape))
     return -(-chunk_size // batch) * batch
 
 
 def _check_localizer(localizer):
-    if not hasattr(localizer, "_predict_frames"):
+    if not hasattr(localizer, "localize_maps"):
         raise TypeError(
             "localizer must be a DistanceTransformLocalizer, got "
             f"{type(localizer).__name__}."
         )
     check_is_fitted(localizer, "regressor_")
-    localizer._check_threshold()
+    check_real(localizer.threshold, "threshold")
 
 
 def _concat(tables):
@@ -111,9 +97,7 @@ def _concat(tables):
 def _predict_block(localizer, block, start, batch_size):
     """Localize one chunk; frame numbers are global (``start`` + index)."""
     frames = check_frames(np.asarray(block), name=f"frames {start}+")
-    return localizer._predict_frames(
-        frames, batch_size=batch_size, frame_offset=int(start)
-    )
+    return localizer.predict(frames, batch_size=batch_size, frame_offset=int(start))
 
 
 # --------------------------------------------------------------------- TIFF
@@ -212,7 +196,7 @@ def predict_dask(localizer, frames, *, chunk_size=256, client=None, batch_size=N
     """
     dask, da = _import_dask()
     _check_localizer(localizer)
-    chunk_size = _check_chunk_size(chunk_size)
+    chunk_size = check_chunk_size(chunk_size)
 
     if hasattr(frames, "iter_chunks") and hasattr(frames, "paths"):
         paths = _tiff_paths(frames)
@@ -220,10 +204,11 @@ def predict_dask(localizer, frames, *, chunk_size=256, client=None, batch_size=N
         chunk_size = _aligned_chunk_size(
             localizer, chunk_size, batch_size, frames.shape[1:]
         )
-        starts = list(range(0, n_frames, chunk_size))
+        bounds = list(chunk_bounds(n_frames, chunk_size))
+        starts = [start for start, _ in bounds]
         blocks = [
-            dask.delayed(_read_tiff, pure=True)(paths, s, min(s + chunk_size, n_frames))
-            for s in starts
+            dask.delayed(_read_tiff, pure=True)(paths, start, stop)
+            for start, stop in bounds
         ]
     else:
         if not isinstance(frames, da.Array):
@@ -334,7 +319,7 @@ def predict_joblib(
     from joblib import Parallel, delayed, effective_n_jobs
 
     _check_localizer(localizer)
-    chunk_size = _check_chunk_size(chunk_size)
+    chunk_size = check_chunk_size(chunk_size)
     if isinstance(n_jobs, (bool, np.bool_)) or not isinstance(
         n_jobs, (numbers.Integral, type(None))
     ):
@@ -379,15 +364,9 @@ def predict_joblib(
     try:
         tables = Parallel(n_jobs=n_jobs, backend=backend)(
             delayed(_joblib_block)(
-                key,
-                payload,
-                threads,
-                source(start, min(start + chunk_size, n_frames)),
-                start,
-                min(start + chunk_size, n_frames),
-                batch_size,
+                key, payload, threads, source(start, stop), start, stop, batch_size
             )
-            for start in range(0, n_frames, chunk_size)
+            for start, stop in chunk_bounds(n_frames, chunk_size)
         )
     finally:
         if in_process:

@@ -23,15 +23,15 @@ never does) are merged, keeping the higher one.
 """
 
 import math
-import numbers
 
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from ._chunks import iter_chunks
 from ._localizations import empty_localizations
 from ._memory import trim_heap
-from ._validation import check_frames
+from ._validation import check_frames, check_int, check_real
 from .peaks import find_peaks
 
 __all__ = ["predict_tiled", "receptive_radius", "min_overlap", "tile_layout"]
@@ -138,14 +138,6 @@ def tile_layout(size, tile_size, overlap):
     return starts, np.concatenate([[0], seams, [size]]).astype(np.int64)
 
 
-def _check_int(value, name, low):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}.")
-    return int(value)
-
-
 def predict_tiled(
     localizer, frames, *, tile_size=256, overlap=16, chunk_size=4, batch_size=None
 ):
@@ -196,12 +188,12 @@ def predict_tiled(
     True
     """
     check_is_fitted(localizer, "regressor_")
-    localizer._check_threshold()
-    tile_size = _check_int(tile_size, "tile_size", 1)
-    overlap = _check_int(overlap, "overlap", 0)
-    chunk_size = _check_int(chunk_size, "chunk_size", 1)
+    check_real(localizer.threshold, "threshold")
+    tile_size = check_int(tile_size, "tile_size", low=1)
+    overlap = check_int(overlap, "overlap", low=0)
+    chunk_size = check_int(chunk_size, "chunk_size", low=1)
     if batch_size is not None:
-        batch_size = _check_int(batch_size, "batch_size", 1)
+        batch_size = check_int(batch_size, "batch_size", low=1)
     needed = min_overlap(localizer)
     if overlap < needed:
         raise ValueError(
@@ -218,8 +210,7 @@ def predict_tiled(
     col_starts, col_bounds = tile_layout(width, tile_size, overlap)
     layout = (row_starts, row_bounds, col_starts, col_bounds)
     tile_h, tile_w = min(tile_size, height), min(tile_size, width)
-    batch_size = batch_size or localizer._prediction_batch_size((tile_h, tile_w))
-    localizer._sync_regressor()  # device / precision changed after fit
+    batch_size = batch_size or localizer.prediction_batch_size((tile_h, tile_w))
     tables = []
     for start, chunk in chunks:
         tables.append(
@@ -238,24 +229,13 @@ def _frame_chunks(frames, chunk_size):
     A :class:`~sklearn_smlm.io.TiffStack`, a memory map or any array with a
     3-D ``shape`` is read chunk by chunk; anything else is checked whole.
     """
-    if hasattr(frames, "iter_chunks"):
-        source = ((s, c) for s, c in frames.iter_chunks(chunk_size))
-        shape = tuple(frames.shape)
-    elif len(getattr(frames, "shape", ())) == 3 and hasattr(frames, "__getitem__"):
-        shape = tuple(frames.shape)
-        source = (
-            (s, frames[s : s + chunk_size]) for s in range(0, shape[0], chunk_size)
-        )
-    else:
-        checked = check_frames(frames, name="frames")
-        shape = checked.shape
-        source = (
-            (s, checked[s : s + chunk_size]) for s in range(0, shape[0], chunk_size)
-        )
+    lazy = len(getattr(frames, "shape", ())) == 3 and hasattr(frames, "__getitem__")
+    if not (hasattr(frames, "iter_chunks") or lazy):
+        frames = check_frames(frames, name="frames")
+    shape = tuple(frames.shape)
     if shape[0] == 0 or 0 in shape[1:]:
         check_frames(np.empty(shape), name="frames")  # raises the usual error
-    chunks = ((s, check_frames(np.asarray(c), name=f"frames {s}+")) for s, c in source)
-    return chunks, tuple(int(n) for n in shape[1:])
+    return iter_chunks(frames, chunk_size), tuple(int(n) for n in shape[1:])
 
 
 def _predict_chunk(localizer, frames, frame_offset, layout, tile_h, tile_w, batch):
@@ -281,7 +261,7 @@ def _predict_chunk(localizer, frames, frame_offset, layout, tile_h, tile_w, batc
                 for f, rs, cs in zip(frame, row_starts[ti], col_starts[tj], strict=True)
             ]
         )
-        (maps,) = localizer.regressor_._iter_maps(tiles, len(tiles))
+        maps = localizer.predict_maps(tiles, batch_size=len(tiles), normalized=True)
         # integer peak pixels decide which tile keeps a peak; the refined
         # positions come from the same detections in the same order
         index, row, col, _ = find_peaks(
@@ -318,7 +298,7 @@ def _predict_chunk(localizer, frames, frame_offset, layout, tile_h, tile_w, batc
     )
     if not len(frame):
         empty = empty_localizations(["frame", "x_nm", "y_nm", "score"])
-        return localizer._refine(frames, empty)
+        return localizer.refine(frames, empty)
     keep = _merge_seam_duplicates(frame, tile, row, col, value, md)
     order = np.flatnonzero(keep)[np.lexsort((col[keep], row[keep], frame[keep]))]
     nm_per_map_pixel = localizer.pixel_size_nm / r
@@ -330,7 +310,7 @@ def _predict_chunk(localizer, frames, frame_offset, layout, tile_h, tile_w, batc
             "score": value[order],
         }
     )
-    table = localizer._refine(frames, table)
+    table = localizer.refine(frames, table)
     table["frame"] += np.int64(frame_offset)
     return table
 
