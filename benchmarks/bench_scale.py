@@ -243,7 +243,7 @@ def main(argv=None):
         # peak memory: the batch of maps dominates (r^2 times the frames), so
         # the default batch and 32 frames (the old default), and two stack
         # lengths to show that it does not grow with the stack
-        default_batch = loc._prediction_batch_size((args.frame_size,) * 2)
+        default_batch = loc.prediction_batch_size((args.frame_size,) * 2)
         # (the batch of 32 on a third of the stack: the peak is reached in the
         # first chunk, and the full run stays near 2 x N / fps seconds)
         configs = [
