@@ -24,7 +24,17 @@ from sklearn_smlm.io import (
 from sklearn_smlm.localizer import DistanceTransformLocalizer, load_model
 from sklearn_smlm.simulation import PAFPSimulator
 
-COMMANDS = ["localize", "simulate", "train", "evaluate", "render", "demo"]
+COMMANDS = [
+    "localize",
+    "simulate",
+    "train",
+    "evaluate",
+    "render",
+    "undrift",
+    "merge",
+    "frc",
+    "demo",
+]
 # A threshold at which the barely trained test model finds a few peaks per frame.
 LOW_THRESHOLD = "40"
 
@@ -355,14 +365,16 @@ def test_localize_gaussian_through_the_entry_point(sim, workdir):
 def test_interrupted_localize_keeps_only_a_partial_file(
     sim, tiny_model, workdir, monkeypatch, capsys
 ):
-    real = cli_localize.predict_chunk
+    real = DistanceTransformLocalizer._predict_frames
 
-    def interrupt_second_chunk(localizer, frames, start, batch_size):
-        if start > 0:
+    def interrupt_second_chunk(self, frames, *, batch_size=None, frame_offset=0):
+        if frame_offset > 0:
             raise KeyboardInterrupt
-        return real(localizer, frames, start, batch_size)
+        return real(self, frames, batch_size=batch_size, frame_offset=frame_offset)
 
-    monkeypatch.setattr(cli_localize, "predict_chunk", interrupt_second_chunk)
+    monkeypatch.setattr(
+        DistanceTransformLocalizer, "_predict_frames", interrupt_second_chunk
+    )
     out = workdir / "interrupted.csv"
     rc = main(
         ["localize", str(sim / "frames.tif"), "-o", str(out), "--chunk-size", "5"]
@@ -692,5 +704,8 @@ def _minimal_args(module):
         "train": ["-o", "m.pt"],
         "evaluate": ["a.csv", "b.csv"],
         "render": ["a.csv"],
+        "undrift": ["a.csv", "-o", "b.csv"],
+        "merge": ["a.csv", "-o", "b.csv"],
+        "frc": ["a.csv"],
         "demo": [],
     }[module.NAME]

@@ -1,4 +1,4 @@
-"""Command line of sklearn-smlm: localize, simulate, train, evaluate, render, demo.
+"""Command line of sklearn-smlm: localization, simulation and post-processing.
 
 The command line holds no science of its own: it parses arguments, checks them,
 reports progress and turns the library's errors into one readable line. Every
@@ -27,7 +27,18 @@ Examples
 import re
 import sys
 
-from . import demo, evaluate, localize, render, simulate, train
+from . import (
+    calibrate,
+    demo,
+    evaluate,
+    frc,
+    localize,
+    merge,
+    render,
+    simulate,
+    train,
+    undrift,
+)
 from ._common import (
     PROG,
     CLIError,
@@ -45,7 +56,18 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 #: The command modules, in the order ``--help`` lists them. Each has
 #: ``add_parser(subparsers)``, which adds its sub-parser and sets
 #: ``func=run``, and ``run(args, reporter)``, which returns the exit status.
-COMMANDS = [localize, simulate, train, evaluate, render, demo]
+COMMANDS = [
+    localize,
+    calibrate,
+    simulate,
+    train,
+    evaluate,
+    render,
+    undrift,
+    merge,
+    frc,
+    demo,
+]
 
 
 def build_parser():

@@ -1,12 +1,15 @@
 """``sklearn-smlm localize``: a TIFF stack -> a localization table, chunk by chunk."""
 
 import math
+import os
 import time
+import warnings
 
-from .._memory import trim_heap
+from .._chunks import iter_chunk_tables
 from ._common import (
     DEFAULT_PIXEL_SIZE_NM,
     PROG,
+    CLIError,
     Formatter,
     add_camera,
     add_common,
@@ -54,10 +57,11 @@ def add_parser(subparsers):
     )
     p.add_argument(
         "--format",
-        choices=("thunderstorm", "native", "challenge"),
+        choices=("thunderstorm", "native", "challenge", "picasso"),
         default="thunderstorm",
         help="CSV layout: ThunderSTORM (1-based frames), the library's own "
-        "(0-based frames) or SMLM challenge 2016",
+        "(0-based frames) or SMLM challenge 2016; or picasso: a Picasso HDF5 "
+        "file (OUT.hdf5) and its OUT.yaml, which Picasso Render opens",
     )
     p.add_argument(
         "--method",
@@ -66,6 +70,13 @@ def add_parser(subparsers):
         help="the neural network, classical integrated-Gaussian fitting, or "
         "hybrid: the network's detections refined by Gaussian fits on the raw "
         "pixels (give the camera options)",
+    )
+    p.add_argument(
+        "--calibration",
+        metavar="YAML",
+        help="astigmatic z calibration (from 'sklearn-smlm calibrate', or a "
+        "Picasso 3D calibration): localize in 3D with the classical astigmatic "
+        "fitter, z_nm in the table",
     )
     p.add_argument(
         "--model",
@@ -119,6 +130,12 @@ def run(args, reporter):
     from ..io import TiffStack
 
     check_output_file(args.output)
+    if args.format == "picasso" and not args.output.lower().endswith(".hdf5"):
+        raise CLIError(
+            f"{args.output}: --format picasso writes HDF5 (and a .yaml beside it); "
+            "give a name ending in .hdf5",
+            code=2,
+        )
     paths = expand_stack_paths(args.stacks)
     with TiffStack(paths) as stack:
         pixel_size_nm, source = stack_pixel_size(stack, args.pixel_size_nm, reporter)
@@ -129,23 +146,41 @@ def run(args, reporter):
             f"{stack.frame_shape[1]} pixels ({pixel_size_nm:g} nm, from {source})"
             f" in {files} file{'s' if files > 1 else ''}; method {args.method}"
         )
+        options = {}
+        if args.format == "picasso":  # Picasso's positions are in camera pixels
+            options = dict(
+                pixel_size_nm=pixel_size_nm,
+                frame_shape=stack.frame_shape,
+                n_frames=stack.n_frames,
+                source=os.path.basename(stack.paths[0]),
+            )
         t0 = time.perf_counter()
-        n_frames, n_locs = localize_stack(
-            stack,
-            localizer,
-            args.output,
-            args.format,
-            args.chunk_size,
-            args.batch_size,
-            reporter,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            if options:  # the Picasso writer's warnings become notes
+                warnings.simplefilter("always", UserWarning)
+            n_frames, n_locs = localize_stack(
+                stack,
+                localizer,
+                args.output,
+                args.format,
+                args.chunk_size,
+                args.batch_size,
+                reporter,
+                writer_options=options,
+            )
+        for w in caught:
+            if options and issubclass(w.category, UserWarning):
+                reporter.note(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         seconds = time.perf_counter() - t0
     rate = n_frames / seconds if seconds > 0 else float("inf")
     reporter.result(
         f"localized {n_frames} frames: {n_locs} localizations in {seconds:.1f} s "
         f"({rate:.0f} frames/s)"
     )
-    reporter.result(f"wrote {args.output} ({args.format} CSV)")
+    what = "Picasso HDF5 + .yaml" if args.format == "picasso" else f"{args.format} CSV"
+    reporter.result(f"wrote {args.output} ({what})")
     return 0
 
 
@@ -163,6 +198,10 @@ def set_camera(localizer, camera):
 def make_localizer(args, pixel_size_nm, reporter):
     """Build the estimator that localizes, set up from the command line."""
     camera = camera_options(args)
+    if getattr(args, "calibration", None) is not None:
+        from .calibrate import astigmatic_localizer
+
+        return astigmatic_localizer(args, pixel_size_nm, camera, reporter)
     if args.method == "gaussian":
         from ..fitting import GaussianFitLocalizer
 
@@ -205,29 +244,41 @@ def make_localizer(args, pixel_size_nm, reporter):
     return loc
 
 
-def predict_chunk(localizer, frames, start, batch_size):
-    """Localize one chunk; ``frame`` numbers are global (chunk + ``start``)."""
-    kwargs = {"batch_size": batch_size} if batch_size is not None else {}
-    table = localizer.predict(frames, **kwargs)
-    table["frame"] = table["frame"].to_numpy() + start
-    return table
+def iter_tables(localizer, stack, chunk_size, batch_size):
+    """Yield the localizations of the stack's chunks, in order.
+
+    The network's :meth:`~sklearn_smlm.DistanceTransformLocalizer.iter_predict`;
+    the classical fitter gets the chunks as read (its saturation test needs
+    the camera's integer type) through the same chunk loop.
+    """
+    if hasattr(localizer, "iter_predict"):
+        kwargs = {} if batch_size is None else {"batch_size": batch_size}
+        return localizer.iter_predict(stack, chunk_size=chunk_size, **kwargs)
+
+    def predict_chunk(chunk, start):
+        table = localizer.predict(chunk)
+        table["frame"] = table["frame"].to_numpy() + start
+        return table
+
+    return iter_chunk_tables(predict_chunk, stack, chunk_size, check=False)
 
 
-def localize_stack(stack, localizer, output, fmt, chunk_size, batch_size, reporter):
+def localize_stack(
+    stack, localizer, output, fmt, chunk_size, batch_size, reporter, writer_options=None
+):
     """Stream ``stack`` through ``localizer`` into ``output``; return counts."""
     from ..io import LocalizationWriter
 
-    writer = LocalizationWriter(output, format=fmt)
+    writer = LocalizationWriter(output, format=fmt, **(writer_options or {}))
     done = 0
     try:
         with reporter.progress(stack.n_frames) as bar:
-            for start, frames in stack.iter_chunks(chunk_size):
-                table = predict_chunk(localizer, frames, start, batch_size)
+            for table in iter_tables(localizer, stack, chunk_size, batch_size):
                 writer.write(table)
-                done = start + len(frames)
+                n_frames = min(chunk_size, stack.n_frames - done)
+                done += n_frames
                 del table
-                trim_heap()  # keep the resident memory at one chunk (_memory)
-                bar.update(len(frames))
+                bar.update(n_frames)
                 bar.set_postfix(locs=writer.n_rows, refresh=False)
         writer.close()
     except BaseException as exc:

@@ -1,0 +1,138 @@
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from sklearn_smlm.cli import main
+from sklearn_smlm.io import read_localizations, write_localizations
+from sklearn_smlm.postprocessing import simulate_drift, simulate_localizations
+
+
+@pytest.fixture(scope="module")
+def drifting(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("post")
+    drift = simulate_drift(3000, random_state=0)
+    table, _ = simulate_localizations(
+        3000, drift=drift, field_of_view_nm=(6400.0, 6400.0), random_state=0
+    )
+    path = folder / "locs.csv"
+    write_localizations(table, path)
+    return folder, path, table, drift
+
+
+def assert_one_line_error(err, command):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"sklearn-smlm {command}: error: "), err
+
+
+def test_undrift_writes_the_corrected_table_the_curve_and_the_plot(drifting, capsys):
+    folder, path, table, drift = drifting
+    out, png, curve = folder / "c.csv", folder / "drift.png", folder / "drift.csv"
+    rc = main(
+        ["undrift", str(path), "-o", str(out), "--plot", str(png)]
+        + ["--drift-csv", str(curve)]
+    )
+    assert rc == 0
+    stdout = capsys.readouterr().out
+    assert "drift over 3000 frames (rcc)" in stdout
+    corrected = read_localizations(out)
+    assert len(corrected) == len(table)
+    estimated = np.loadtxt(curve, delimiter=",", skiprows=1)
+    err = estimated[:, 1:] - drift[["dx_nm", "dy_nm"]].to_numpy()
+    assert np.sqrt(np.mean(err**2, axis=0)).max() < 5.0
+    # the corrected positions are the input's minus the drift of their frame
+    shift = drift[["dx_nm", "dy_nm"]].to_numpy()[table["frame"]]
+    residual = corrected[["x_nm", "y_nm"]].to_numpy() - (
+        table[["x_nm", "y_nm"]].to_numpy() - shift
+    )
+    assert np.sqrt(np.mean(residual**2)) < 5.0
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_merge_to_picasso_and_frc_of_the_result(drifting, capsys):
+    folder, path, table, _ = drifting
+    out = folder / "merged.hdf5"
+    rc = main(
+        ["merge", str(path), "-o", str(out), "--pixel-size-nm", "100"]
+        + ["--max-distance-nm", "50", "--max-dark-frames", "0"]
+    )
+    assert rc == 0
+    captured = capsys.readouterr()
+    assert "into" in captured.out and "Picasso HDF5" in captured.out
+    with h5py.File(out) as f:
+        n = len(f["locs"])
+        assert "n_merged" in f["locs"].dtype.names
+    with open(folder / "merged.yaml") as f:
+        assert list(yaml.safe_load_all(f))[-1]["Pixelsize"] == 100.0
+    assert len(table) / n > 2  # mean on-time 3 frames
+    png = folder / "frc.png"
+    rc = main(["frc", str(out), "--plot", str(png), "--split", "random", "-q"])
+    assert rc == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("FRC resolution: ") and line.endswith(" nm")
+    assert 10 < float(line.split()[2]) < 200
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_table_commands_fail_in_one_line(drifting, capsys):
+    folder, path, _, _ = drifting
+    assert (
+        main(["merge", str(path), "-o", str(folder / "m.csv"), "--format", "picasso"])
+        == 2
+    )
+    assert_one_line_error(capsys.readouterr().err, "merge")
+    assert main(["merge", str(path), "-o", str(folder / "m.hdf5")]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err, "merge")
+    assert "--pixel-size-nm" in err
+    assert (
+        main(["undrift", str(path), "-o", str(folder / "u.csv"), "--plot", "d.jpg"])
+        == 2
+    )
+    assert_one_line_error(capsys.readouterr().err, "undrift")
+    rc = main(
+        ["undrift", str(path), "-o", str(folder / "u.csv"), "--method", "fiducial"]
+    )
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err, "undrift")
+    assert "no fiducial found" in err
+    assert main(["frc", str(folder / "missing.csv")]) == 1
+    assert_one_line_error(capsys.readouterr().err, "frc")
+
+
+def test_localize_writes_picasso(tmp_path, capsys):
+    assert (
+        main(
+            ["simulate", "-o", str(tmp_path / "sim"), "--n-frames", "8"]
+            + ["--preset", "low_density", "--seed", "0", "-q"]
+        )
+        == 0
+    )
+    out = tmp_path / "locs.hdf5"
+    rc = main(
+        ["localize", str(tmp_path / "sim" / "frames.tif"), "-o", str(out)]
+        + ["--format", "picasso", "--method", "gaussian", "-q"]
+    )
+    assert rc == 0
+    assert "Picasso HDF5" in capsys.readouterr().out
+    with open(tmp_path / "locs.yaml") as f:
+        docs = list(yaml.safe_load_all(f))
+    assert (docs[0]["Width"], docs[0]["Height"], docs[0]["Frames"]) == (64, 64, 8)
+    assert docs[-1]["Pixelsize"] == 100.0
+    table = read_localizations(out)
+    assert len(table) > 0 and table["frame"].max() < 8
+    assert (
+        main(
+            [
+                "localize",
+                str(tmp_path / "sim" / "frames.tif"),
+                "-o",
+                str(tmp_path / "l.csv"),
+            ]
+            + ["--format", "picasso"]
+        )
+        == 2
+    )
+    assert_one_line_error(capsys.readouterr().err, "localize")
