@@ -45,7 +45,7 @@ def _is_stack(frames):
     return len(getattr(frames, "shape", ())) == 3 and hasattr(frames, "__getitem__")
 
 
-def iter_chunks(frames, chunk_size=256, *, name="frames"):
+def iter_chunks(frames, chunk_size=256, *, name="frames", check=True):
     """Yield ``(start, chunk)`` pairs of a stack, ``chunk_size`` frames at a time.
 
     Parameters
@@ -60,6 +60,10 @@ def iter_chunks(frames, chunk_size=256, *, name="frames"):
         Frames per chunk.
     name : str, default="frames"
         Name used in error messages.
+    check : bool, default=True
+        Check every chunk and return it as float32; ``False`` gives the
+        chunks as read (a TIFF's integer type, which the classical fitter
+        uses to find saturated pixels).
 
     Yields
     ------
@@ -80,16 +84,21 @@ def iter_chunks(frames, chunk_size=256, *, name="frames"):
                 )
             if len(frames) == 0:
                 return
-            frames = check_frames(frames, name=name)
+            if check:
+                frames = check_frames(frames, name=name)
         source = (
             (start, frames[start:stop])
             for start, stop in chunk_bounds(len(frames), chunk_size)
         )
     for start, chunk in source:
-        yield int(start), check_frames(np.asarray(chunk), name=f"{name} {start}+")
+        if check:
+            chunk = check_frames(np.asarray(chunk), name=f"{name} {start}+")
+        yield int(start), chunk
 
 
-def iter_chunk_tables(predict_chunk, frames, chunk_size=256, *, name="frames"):
+def iter_chunk_tables(
+    predict_chunk, frames, chunk_size=256, *, name="frames", check=True
+):
     """Yield ``predict_chunk(chunk, start)`` for every chunk of ``frames``.
 
     After each chunk the freed heap is given back to the system
@@ -102,14 +111,14 @@ def iter_chunk_tables(predict_chunk, frames, chunk_size=256, *, name="frames"):
     predict_chunk : callable
         ``predict_chunk(chunk, start)`` returns the table of a chunk whose
         first frame is ``start`` in the stack, with global frame numbers.
-    frames, chunk_size, name
+    frames, chunk_size, name, check
         As in :func:`iter_chunks`.
 
     Yields
     ------
     table : pandas.DataFrame
     """
-    for start, chunk in iter_chunks(frames, chunk_size, name=name):
+    for start, chunk in iter_chunks(frames, chunk_size, name=name, check=check):
         table = predict_chunk(chunk, start)
         del chunk
         trim_heap()
