@@ -52,6 +52,11 @@ _LAZY = {
     "match_localizations": "metrics",
     # rendering
     "render": "rendering",
+    # post-processing
+    "DriftCorrector": "postprocessing",
+    "merge_localizations": "postprocessing",
+    "frc_curve": "postprocessing",
+    "frc_resolution": "postprocessing",
     # scale
     "predict_dask": "parallel",
     "predict_joblib": "parallel",
@@ -72,6 +77,7 @@ _SUBMODULES = [
     "nn",
     "parallel",
     "tiling",
+    "postprocessing",
     "cli",
 ]
 
