@@ -122,6 +122,7 @@ sphinx_gallery_conf = {
             "model_selection",
             "evaluation",
             "rendering",
+            "postprocessing",
         )
     ],
     "download_all_examples": False,
