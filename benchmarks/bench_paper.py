@@ -11,8 +11,9 @@ noisy machine:
     uniform emitters of matching density and noise, alpha 7, d_max 35,
     threshold 300; with and without dropout), the library's best configuration
     (the shipped pretrained model, alone and with Gaussian refinement of its
-    detections), the classical ``GaussianFitLocalizer`` and Picasso (identify +
-    gausslq, when ``--picasso-python`` is given). Classical and Picasso
+    detections), the classical ``GaussianFitLocalizer`` and Picasso
+    (``localize.localize_frames``, its current identify + gausslq path, one
+    numba thread, when ``--picasso-python`` is given). Classical and Picasso
     parameters are chosen on simulated validation frames. JI and RMSE against
     tolerance 10-250 nm (PNG like the paper's Fig. 3) and the table at 250 nm.
 ``table2``
@@ -27,9 +28,9 @@ noisy machine:
     preset): lateral RMSE of matched emitters over the RMS of their CRLB.
 ``speed``
     Prediction frames/s (fp32 and bf16), training time to the best validation
-    loss, simulator frames/s, and the peak memory and frames/s of localizing a
-    256x256 stack of 20,000 frames (2.6 GB, written to a temporary TIFF) from
-    disk with ``iter_predict``, beside Picasso on the same file.
+    loss and simulator frames/s. The 20,000-frame 256x256 stack from disk is
+    its own command, ``bench_stack.py`` (about 20 min), so that this default
+    run fits 30 minutes with cached models.
 
 The published figures of the paper (method.md section 8) are printed as
 reference rows, labelled as such, and every goal is reported as a ratio.
@@ -45,9 +46,7 @@ training (``--no-cache`` retrains). Writes ``<section>.csv``, ``<section>.md``,
 """
 
 import copy
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -88,6 +87,8 @@ TRAIN_2016 = C.preset(
 THRESHOLDS_2016 = (300.0, 400.0, 500.0, 600.0, 700.0, 800.0)
 CLASSICAL_GRID = [(box, t) for box in (3, 5, 7) for t in (1.0, 1.5, 2.0, 3.0, 4.0, 8.0)]
 PICASSO_GRID = [(box, g) for box in (3, 5, 7) for g in (250, 500, 1000, 2000, 4000)]
+#: Picasso's current in-memory path (what ``picasso localize`` runs), 1 thread.
+PICASSO_LABEL = "Picasso localize_frames (gausslq)"
 
 
 # ---------------------------------------------------------------- methods
@@ -243,13 +244,13 @@ def other_methods(args, frames, camera, Xv, yv, prefix=""):
 
         methods.append(
             (
-                "Picasso 0.11 identify + gausslq",
+                PICASSO_LABEL,
                 picasso,
                 f"box {box}, min net gradient {g:g} (chosen on simulated frames)",
             )
         )
     except RuntimeError as exc:
-        methods.append(("Picasso 0.11 identify + gausslq", None, str(exc)))
+        methods.append((PICASSO_LABEL, None, str(exc)))
     return methods
 
 
@@ -378,7 +379,8 @@ def section_table1(args, settings, conditions):
         f"Evaluation frames: {data}; nothing is trained or tuned on them. "
         "Hungarian matching, lateral tolerance 250 nm; JI and RMSE against "
         "tolerance in `table1_curves.png`. frames_per_s includes everything "
-        "from the array to the table (Picasso: identify + fit, one thread). "
+        "from the array to the table (Picasso: `localize_frames`, identify + "
+        "gausslq fit, one numba thread). "
         "Rows marked [paper, published] are the paper's Table I figures, not "
         "measured here (the paper's test set is the original 2013 data, ours "
         "a public re-simulation of it)."
@@ -610,52 +612,6 @@ def section_lowdensity(args, settings, conditions):
 
 
 # ------------------------------------------------------------------ speed
-STACK_WORKER = r"""
-import json, sys, time
-from pathlib import Path
-def status(key):
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024.0
-    return float("nan")
-from sklearn_smlm import DistanceTransformLocalizer
-from sklearn_smlm.io import TiffStack
-model, path, chunk, precision = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-loc = DistanceTransformLocalizer.load(model, device="cpu")
-sys.path.insert(0, sys.argv[5])
-import _common
-_common.set_precision(loc, precision)
-stack = TiffStack(path)
-loc.predict(stack[:8])
-before = status("VmHWM")
-anon = status("RssAnon")
-n_locs, t0 = 0, time.perf_counter()
-for table in loc.iter_predict(stack, chunk_size=chunk):
-    n_locs += len(table)
-    anon = max(anon, status("RssAnon"))
-seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds, "n_frames": len(stack), "n_locs": n_locs,
-                  "vmhwm_before_mb": before, "vmhwm_mb": status("VmHWM"),
-                  "rss_anon_peak_mb": anon}))
-"""
-
-
-def write_stack_tiff(path, sim, n_frames, chunk=500):
-    """Write a simulated uint16 stack page by page (never whole in memory)."""
-    import tifffile
-
-    h, w = sim.frame_shape
-
-    def pages():
-        for X, _ in sim.iter_simulate(n_frames, chunk_size=chunk):
-            yield from np.clip(np.rint(X), 0, 65535).astype(np.uint16)
-
-    with tifffile.TiffWriter(path, bigtiff=True) as tw:
-        tw.write(
-            pages(), shape=(n_frames, h, w), dtype=np.uint16, metadata={"axes": "QYX"}
-        )
-
-
 def section_speed(args, settings, conditions):
     from sklearn_smlm import PAFPSimulator
 
@@ -725,117 +681,17 @@ def section_speed(args, settings, conditions):
             }
         )
         C.log("  ", rows[-1])
-    rows += stack_rows(args, settings, model, model_name)
     table = pd.DataFrame(rows)
     notes = (
         "Wall-clock numbers on a shared machine (see the load average). "
         "The paper's speed is published (500 frames in about 90 s, mostly "
-        "file I/O), not measured here."
+        "file I/O), not measured here. The 20,000-frame stack from disk is "
+        "measured by `bench_stack.py` (`stack.md`), ours against Picasso's "
+        "by `bench_fitting.py` (`fitting.md`)."
     )
     return C.write_section(
         args.out, "speed", "Speed and memory", table, conditions=conditions, notes=notes
     )
-
-
-def stack_rows(args, settings, model, model_name):
-    """Localize a large TIFF stack from disk; CNN in a fresh process, Picasso."""
-    import json
-
-    from sklearn_smlm import PAFPSimulator
-
-    n = settings["stack_frames"]
-    h, w = settings["stack_shape"]
-    rows = []
-    with tempfile.TemporaryDirectory(dir=args.tmp_dir) as tmp:
-        tmp = Path(tmp)
-        path = tmp / "stack.tif"
-        sim = PAFPSimulator.from_preset(
-            "low_density", frame_shape=(h, w), random_state=3
-        )
-        t0 = time.perf_counter()
-        write_stack_tiff(path, sim, n)
-        size_gb = path.stat().st_size / 1e9
-        C.log(
-            f"  wrote {n} frames {h}x{w} ({size_gb:.2f} GB) in "
-            f"{time.perf_counter() - t0:.0f} s"
-        )
-        model_path = tmp / "model.pt"
-        model.save(model_path)
-        worker = tmp / "worker.py"
-        worker.write_text(STACK_WORKER)
-        out = subprocess.run(
-            [
-                sys.executable,
-                str(worker),
-                str(model_path),
-                str(path),
-                "256",
-                "bf16",
-                str(Path(__file__).resolve().parent),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if out.returncode == 0:
-            res = json.loads(out.stdout.strip().splitlines()[-1])
-            what = (
-                f"CNN iter_predict, {n} frames {h}x{w} uint16 TIFF ({size_gb:.2f} GB)"
-            )
-            rows += [
-                {
-                    "measure": what,
-                    "value": C.fmt(n / res["seconds"], 1),
-                    "unit": "frames/s",
-                    "note": f"{model_name}, bf16, chunk 256, {res['n_locs']} locs, "
-                    "fresh process",
-                },
-                {
-                    "measure": "  peak RSS (VmHWM)",
-                    "value": C.fmt(res["vmhwm_mb"], 0),
-                    "unit": "MiB",
-                    "note": "the whole process, including transient map arrays and "
-                    "memory-mapped file pages read; after "
-                    f"loading + warm-up: {res['vmhwm_before_mb']:.0f} MiB",
-                },
-                {
-                    "measure": "  peak anonymous RSS",
-                    "value": C.fmt(res["rss_anon_peak_mb"], 0),
-                    "unit": "MiB",
-                    "note": "RssAnon sampled after each chunk: misses transient "
-                    "peaks inside a chunk",
-                },
-            ]
-        else:
-            last = (out.stderr.strip().splitlines() or ["?"])[-1][:200]
-            rows.append(
-                {"measure": "CNN iter_predict on the stack", "note": f"failed: {last}"}
-            )
-        for r in rows[-3:]:
-            C.log("  ", r)
-        try:
-            Xv, yv = C.test_frames(
-                args, settings, C.preset("low_density"), settings["n_valid"], 6300
-            )
-            _, box, g = picasso_choose(args, Xv, yv, 100.0)
-            ((_, _, seconds, table),) = C.run_picasso(
-                args.picasso_python, str(path), [(box, g)], baseline_adu=100.0
-            )
-            rows.append(
-                {
-                    "measure": "Picasso identify + gausslq, same stack",
-                    "value": C.fmt(n / seconds, 1),
-                    "unit": "frames/s",
-                    "note": f"box {box}, min net gradient {g:g}, one thread, "
-                    f"{len(table)} locs",
-                }
-            )
-        except RuntimeError as exc:
-            rows.append(
-                {"measure": "Picasso identify + gausslq, same stack", "note": str(exc)}
-            )
-        C.log("  ", rows[-1])
-    return rows
 
 
 def main(argv=None):
@@ -854,19 +710,6 @@ def main(argv=None):
         "filaments (same mean count per frame, locally much denser)",
     )
     parser.add_argument(
-        "--stack-frames",
-        type=int,
-        default=None,
-        help="frames of the 256x256 stack of the speed section (default 20000, "
-        "500 with --quick)",
-    )
-    parser.add_argument(
-        "--tmp-dir",
-        default=None,
-        help="folder for the temporary 2.6 GB stack (default: "
-        "the system's temporary folder)",
-    )
-    parser.add_argument(
         "--train-only",
         action="store_true",
         help="only train (and cache) the CNNs of the chosen sections, e.g. on a "
@@ -874,8 +717,6 @@ def main(argv=None):
     )
     args = C.finish_args(parser.parse_args(argv), SECTIONS)
     settings = C.run_settings(args)
-    if args.stack_frames:
-        settings["stack_frames"] = args.stack_frames
     if args.train_only:
         if "table1" in args.sections:
             table1_cnns(args, settings)

@@ -144,3 +144,73 @@ def test_count_fuzz_cases_parses_hypothesis_statistics():
         {"test": "test_check_frames", "passing": 100, "failing": 0, "invalid": 7},
         {"test": "test_cli_bad_input[x]", "passing": 50, "failing": 0, "invalid": 0},
     ]
+
+
+def test_bench_fitting_smoke_run_writes_our_rows_without_picasso(tmp_path):
+    bench = _load("bench_fitting")
+    bench.main(["--smoke", "--only", "memory", "--out", str(tmp_path)])
+    table = pd.read_csv(tmp_path / "fitting.csv")
+    ours = table[table["method"] == "classical GaussianFitLocalizer"]
+    # two frame types, 1 thread and all cores, each at its best-JI setting
+    assert len(ours) == 2 * len({1, __import__("os").cpu_count()})
+    assert (ours["frames_per_s"] > 0).all()
+    assert ours["jaccard_250nm"].between(0, 1).all()
+    # without --picasso-python the Picasso rows say why they are missing
+    picasso = table[table["method"] == "Picasso localize_frames"]
+    assert picasso["setting"].str.contains("not run").all() and len(picasso) == 2
+    assert "load average" in (tmp_path / "fitting.md").read_text()
+
+
+def test_threshold_for_recall_finds_the_lowest_cut_reaching_the_target():
+    bench = _load("bench_fitting")
+    truth = pd.DataFrame(
+        {"frame": [0, 0, 0, 0], "x_nm": [100.0, 900.0, 1700.0, 2500.0], "y_nm": 100.0}
+    )
+    # scores 1..4; rows with scores 1 and 3 are near a true emitter, 2 and 4
+    # are far from all of them
+    table = pd.DataFrame(
+        {
+            "frame": [0, 0, 0, 0],
+            "x_nm": [110.0, 5000.0, 1710.0, 6000.0],
+            "y_nm": [100.0, 5000.0, 100.0, 6000.0],
+            "score": [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    # recall 2/4 with every row; 1/4 once the row of score 1 is cut
+    cut, recall = bench.threshold_for_recall(truth, table, "score", 0.25)
+    assert (cut, recall) == (1.0, 0.25)
+    # a target the whole table already meets needs no cut
+    assert bench.threshold_for_recall(truth, table, "score", 0.5) == (-np.inf, 0.5)
+    # zero recall: every matched row goes
+    assert bench.threshold_for_recall(truth, table, "score", 0.0) == (3.0, 0.0)
+
+
+def test_picasso_helpers_without_picasso():
+    common = _load("_common")
+    with pytest.raises(RuntimeError, match="not run: no --picasso-python"):
+        common.PicassoServer(None)
+    with pytest.raises(RuntimeError, match="not run"):
+        common.run_picasso(None, np.zeros((2, 8, 8)), [(3, 500)])
+    camera = common.picasso_camera(baseline_adu=100, e_per_adu=50, em_gain=100)
+    cmd = common.picasso_cli_command("py", "a.tif", 5, 1000, camera)
+    assert cmd[:5] == ["py", "-m", "picasso", "localize", "a.tif"]
+    args = dict(zip(cmd[5::2], cmd[6::2], strict=True))
+    # the gausslq fit, no drift correction, the camera passed through
+    assert args["-a"] == "lq" and args["-d"] == "0" and args["-b"] == "5"
+    assert args["-g"] == "1000" and args["-bl"] == "100" and args["-ga"] == "100"
+
+
+def test_bench_stack_smoke_run_writes_results(tmp_path, monkeypatch, tiny_model):
+    bench = _load("bench_stack")
+    loc, _ = tiny_model
+    monkeypatch.setattr(bench, "model_for", lambda args, settings: (loc, "tiny"))
+    bench.main(
+        ["--smoke", "--stack-frames", "12", "--out", str(tmp_path / "out")]
+        + ["--tmp-dir", str(tmp_path)]
+    )
+    table = pd.read_csv(tmp_path / "out" / "stack.csv")
+    cnn = table[table["measure"].str.startswith("CNN iter_predict")]
+    assert len(cnn) == 1 and cnn["value"].iloc[0] > 0
+    assert table["measure"].str.contains("peak RSS").any()
+    # no --picasso-python: its row says why it is missing
+    assert table["note"].str.contains("not run").any()
