@@ -27,8 +27,9 @@ import pandas as pd
 from .. import __version__
 from .._files import atomic_path
 from .._localizations import validate_localizations
-from . import _csv
 from ._common import SMLMFileError, _check_file
+from ._csv import read_localizations as read_csv_localizations
+from ._csv import write_localizations as write_csv_localizations
 
 __all__ = [
     "read_picasso_hdf5",
@@ -80,6 +81,7 @@ def _sidecar(path):
 
 def _picasso_columns(table, px):
     """Return the columns under Picasso's names and units, and what is missing."""
+
     def column(name, scale=1.0):
         if name in table.columns:
             return table[name].to_numpy(dtype=np.float64) * scale
@@ -557,7 +559,7 @@ def read_localizations(path, *, pixel_size_nm=None):
     checked = _check_file(path)
     if _is_hdf5(checked):
         return read_picasso_hdf5(checked, pixel_size_nm=pixel_size_nm)
-    return _csv.read_localizations(path)
+    return read_csv_localizations(path)
 
 
 def write_localizations(table, path, *, format="thunderstorm", **picasso_options):
@@ -587,4 +589,4 @@ default="thunderstorm"
         raise TypeError(
             f"options {sorted(picasso_options)} are for format='picasso' only."
         )
-    _csv.write_localizations(table, path, format=format)
+    write_csv_localizations(table, path, format=format)
