@@ -28,6 +28,8 @@ _LAZY = {
     "read_localizations": "io",
     "write_localizations": "io",
     "SMLMFileError": "io",
+    # camera
+    "Camera": "camera",
     # simulation
     "PAFPSimulator": "simulation",
     # neural localizer and its steps
@@ -64,6 +66,7 @@ _LAZY = {
 }
 
 _SUBMODULES = [
+    "camera",
     "io",
     "metrics",
     "simulation",

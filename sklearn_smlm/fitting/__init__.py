@@ -6,14 +6,24 @@ refines another detector's table (a CNN's, say) by single- and multi-emitter
 fits on the raw pixels.
 """
 
-from ._astig import ASTIG_COLUMNS, AstigmaticFitLocalizer
+from ._astig import (
+    ASTIG_COLUMNS,
+    AstigmaticFitLocalizer,
+    elliptical_model,
+    fit_elliptical,
+    fit_z,
+)
 from ._detect import detect_candidates, filter_frames
 from ._gauss import crlb, fit_boxes, gaussian_model, mortensen_variance
 from ._localizer import FIT_COLUMNS, GaussianFitLocalizer, refine_localizations
+from ._uncertainty import CNN_UNCERTAINTY_CALIBRATION, estimate_uncertainty
 
 __all__ = [
     "ASTIG_COLUMNS",
     "AstigmaticFitLocalizer",
+    "elliptical_model",
+    "fit_elliptical",
+    "fit_z",
     "FIT_COLUMNS",
     "GaussianFitLocalizer",
     "refine_localizations",
@@ -23,4 +33,6 @@ __all__ = [
     "fit_boxes",
     "crlb",
     "mortensen_variance",
+    "estimate_uncertainty",
+    "CNN_UNCERTAINTY_CALIBRATION",
 ]

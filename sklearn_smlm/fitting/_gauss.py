@@ -41,6 +41,9 @@ STATUS_REASONS = {
     4: "outside_box",
     5: "sigma_out_of_bounds",
     6: "moved_from_detection",
+    7: "neighbour_too_close",
+    8: "poor_fit",
+    9: "crowded",
 }
 
 # Clips applied after every step keep the model positive and the derivatives
@@ -169,9 +172,10 @@ def _gradient_hessian(data, mu, jac_t, weights, method):
     return grad, hess
 
 
-def _clip(params, k, size, fit_sigma):
-    params[:, 0 : 3 * k : 3] = np.clip(params[:, 0 : 3 * k : 3], -1.0, size)
-    params[:, 1 : 3 * k : 3] = np.clip(params[:, 1 : 3 * k : 3], -1.0, size)
+def _clip(params, k, size, fit_sigma, margin=1.0):
+    lo, hi = -margin, size - 1.0 + margin
+    params[:, 0 : 3 * k : 3] = np.clip(params[:, 0 : 3 * k : 3], lo, hi)
+    params[:, 1 : 3 * k : 3] = np.clip(params[:, 1 : 3 * k : 3], lo, hi)
     params[:, 2 : 3 * k : 3] = np.maximum(params[:, 2 : 3 * k : 3], _MIN_PHOTONS)
     params[:, 3 * k] = np.maximum(params[:, 3 * k], _MIN_BACKGROUND)
     if fit_sigma:
@@ -202,6 +206,7 @@ def fit_boxes(
     method="mle",
     max_iter=30,
     tol_px=1e-4,
+    position_margin_px=1.0,
 ):
     """Fit the integrated Gaussian model to many boxes at once.
 
@@ -227,6 +232,10 @@ def fit_boxes(
     tol_px : float, default=1e-4
         A box has converged when an accepted step moves every position by less
         than this (and the photons by less than ``tol_px`` relatively).
+    position_margin_px : float, default=1.0
+        Positions are kept within ``[-margin, B - 1 + margin]`` (box
+        coordinates), so that an emitter whose centre lies just outside the
+        box, but whose light falls into it, can be part of a joint fit.
 
     Returns
     -------
@@ -254,7 +263,9 @@ def fit_boxes(
         weights = None
     else:
         weights = 1.0 / np.maximum(data, 1.0)
-    params = _clip(np.array(init, dtype=np.float64), k, size, fit_sigma)
+    params = _clip(
+        np.array(init, dtype=np.float64), k, size, fit_sigma, position_margin_px
+    )
     n = len(params)
     # jac is parameter-major, (n, n_params, B * B), until the return
     mu, jac = _model(params, size, k, fixed_sigma, True)
@@ -276,7 +287,7 @@ def fit_boxes(
             break
         grad, hess = _gradient_hessian(d_w, mu_w, jac_w, w_w, method)
         step = _solve(hess, grad, lam_w)
-        trial = _clip(p_w + step, k, size, fit_sigma)
+        trial = _clip(p_w + step, k, size, fit_sigma, position_margin_px)
         mu_try, jac_try = _model(trial, size, k, fs_w, True)
         with np.errstate(invalid="ignore"):
             cost_try = _cost(d_w, mu_try, w_w, method)
@@ -315,6 +326,27 @@ def fit_boxes(
     params[idx], mu[idx], jac[idx] = p_w, mu_w, jac_w
     jac = jac.transpose(0, 2, 1)  # (n, B * B, n_params), as gaussian_model
     return params, converged, n_iter, mu, jac
+
+
+def poisson_deviance(data, mu):
+    """Poisson deviance ``2 sum(mu - d + d log(d / mu))`` of every box.
+
+    About chi-squared with ``B * B - n_params`` degrees of freedom at a good
+    fit of Poisson counts (times the excess noise factor for an EMCCD).
+
+    Parameters
+    ----------
+    data, mu : ndarray of shape (n, B, B)
+        Counts and the model's expected counts.
+
+    Returns
+    -------
+    deviance : ndarray of shape (n,)
+    """
+    d = np.maximum(np.asarray(data, dtype=np.float64), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(d > 0, d * np.log(d / mu), 0.0)
+    return 2.0 * (mu - d + term).sum(axis=(1, 2))
 
 
 def crlb(mu, jac, excess_noise=1.0):
