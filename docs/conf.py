@@ -123,6 +123,7 @@ sphinx_gallery_conf = {
             "evaluation",
             "rendering",
             "postprocessing",
+            "threed",
         )
     ],
     "download_all_examples": False,

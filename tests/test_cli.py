@@ -26,6 +26,7 @@ from sklearn_smlm.simulation import PAFPSimulator
 
 COMMANDS = [
     "localize",
+    "calibrate",
     "simulate",
     "train",
     "evaluate",
@@ -700,6 +701,7 @@ def test_the_command_registry_builds_the_parser():
 def _minimal_args(module):
     return {
         "localize": ["x.tif", "-o", "y.csv"],
+        "calibrate": ["beads.tif", "--z-step-nm", "10", "-o", "c.yaml"],
         "simulate": ["-o", "d"],
         "train": ["-o", "m.pt"],
         "evaluate": ["a.csv", "b.csv"],

@@ -21,6 +21,7 @@ model from the best start of a grid over the calibrated range and reports
 """
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -78,6 +79,8 @@ _N_Z_STARTS = 31
 # joint fits include candidates up to this far outside the box (pixels):
 # a defocused neighbour's light reaches that far in
 _NEIGHBOUR_MARGIN_PX = 3.0
+# warn when more than this fraction of the fits is dropped as poor fits
+_POOR_FIT_WARNING = 0.25
 
 
 def _axis(pos, sigma, size, derivs):
@@ -235,63 +238,70 @@ def _nll(data, mu):
 
 
 def _lm(data, init, model, max_iter, tol_px):
-    """Batched Levenberg-Marquardt on the Poisson likelihood (Fisher scoring)."""
+    """Batched Levenberg-Marquardt on the Poisson likelihood (Fisher scoring).
+
+    The boxes still running form a compact working set, shrunk whenever some
+    finish, so that every iteration touches only their rows.
+    """
     size = data.shape[-1]
     data = np.maximum(np.asarray(data, dtype=np.float64), 0.0)
     n, n_par = init.shape
     p = model.clip(np.array(init, dtype=np.float64), size)
     mu, jac = model(p, size, True)
-    cost = _nll(data, mu)
-    lam = np.full(n, 1e-3)
-    active = np.ones(n, dtype=bool)
     converged = np.zeros(n, dtype=bool)
     eye = np.eye(n_par)
-    flat = data.reshape(n, -1)
+    idx = np.arange(n)
+    p_w, mu_w, jac_w = p.copy(), mu.copy(), jac.copy()
+    d_w = data
+    cost_w = _nll(d_w, mu_w)
+    lam_w = np.full(n, 1e-3)
     for _ in range(max_iter):
-        idx = np.flatnonzero(active)
         if not len(idx):
             break
-        m = mu[idx].reshape(len(idx), -1)
-        j = jac[idx]
-        grad = np.matmul(j, (1.0 - flat[idx] / m)[:, :, None])[:, :, 0]
-        hess = np.matmul(j / m[:, None, :], j.transpose(0, 2, 1))
+        m = mu_w.reshape(len(idx), -1)
+        grad = np.matmul(jac_w, (1.0 - d_w.reshape(len(idx), -1) / m)[:, :, None])
+        hess = np.matmul(jac_w / m[:, None, :], jac_w.transpose(0, 2, 1))
         diag = np.einsum("nii->ni", hess)
         floor = 1e-9 * np.maximum(diag.max(axis=1, keepdims=True), 1e-12)
-        a = hess + (lam[idx, None] * np.maximum(diag, floor))[:, :, None] * eye
+        a = hess + (lam_w[:, None] * np.maximum(diag, floor))[:, :, None] * eye
         try:
-            step = np.linalg.solve(a, -grad[:, :, None])[:, :, 0]
+            step = np.linalg.solve(a, -grad)[:, :, 0]
         except np.linalg.LinAlgError:
             step = np.stack(
-                [np.linalg.lstsq(a[i], -grad[i], rcond=None)[0] for i in range(len(a))]
+                [
+                    np.linalg.lstsq(a[i], -grad[i, :, 0], rcond=None)[0]
+                    for i in range(len(a))
+                ]
             )
-        trial = model.clip(p[idx] + step, size)
+        trial = model.clip(p_w + step, size)
         mu_t, jac_t = model(trial, size, True)
         with np.errstate(invalid="ignore", divide="ignore"):
-            cost_t = _nll(data[idx], mu_t)
-        better = np.isfinite(cost_t) & (cost_t <= cost[idx])
-        moved = np.abs(trial - p[idx])
-        good = idx[better]
-        p[good], mu[good], jac[good], cost[good] = (
-            trial[better],
-            mu_t[better],
-            jac_t[better],
-            cost_t[better],
-        )
-        lam[idx] = np.where(better, np.maximum(lam[idx] * 0.1, 1e-7), lam[idx] * 10.0)
+            cost_t = _nll(d_w, mu_t)
+        better = np.isfinite(cost_t) & (cost_t <= cost_w)
+        moved = np.abs(trial - p_w)
+        worse = ~better
+        # most steps are accepted: keep the trial arrays, put back the others
+        trial[worse], mu_t[worse], jac_t[worse] = p_w[worse], mu_w[worse], jac_w[worse]
+        cost_t[worse] = cost_w[worse]
+        p_w, mu_w, jac_w, cost_w = trial, mu_t, jac_t, cost_t
+        lam_w = np.where(better, np.maximum(lam_w * 0.1, 1e-7), lam_w * 10.0)
+        rel_n = moved[:, model.n_cols] / np.maximum(np.abs(p_w[:, model.n_cols]), 1e-12)
         small = (
             (moved[:, model.pos_cols].max(axis=1) < tol_px)
-            & (
-                (
-                    moved[:, model.n_cols]
-                    / np.maximum(np.abs(p[idx][:, model.n_cols]), 1e-12)
-                ).max(axis=1)
-                < tol_px
-            )
+            & (rel_n.max(axis=1) < tol_px)
             & (moved[:, model.shape_cols].max(axis=1) < tol_px * model.shape_scale)
         )
-        done = (better & small) | (lam[idx] > 1e9)
-        converged[idx[done]] = True
-        active[idx[done]] = False
+        # a damping this large means no step lowers the cost any more
+        done = (better & small) | (lam_w > 1e9)
+        if done.any():
+            fin = idx[done]
+            converged[fin] = True
+            p[fin], mu[fin], jac[fin] = p_w[done], mu_w[done], jac_w[done]
+            keep = ~done
+            idx = idx[keep]
+            p_w, mu_w, jac_w = p_w[keep], mu_w[keep], jac_w[keep]
+            cost_w, lam_w, d_w = cost_w[keep], lam_w[keep], d_w[keep]
+    p[idx], mu[idx], jac[idx] = p_w, mu_w, jac_w
     return p, converged, mu, jac
 
 
@@ -544,6 +554,8 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         per um^2, 200 frames) the axial RMSE of the matched fits was 104 nm
         (1.69x the CRLB) with no limit, 75 nm (1.25x) with 2.0 keeping 81 %
         of them, 63 nm (1.06x) with 1.3 keeping 70 %. None keeps every fit.
+        In dense frames most boxes hold overlapping spots and most fits are
+        poor: when more than a quarter is dropped, a warning says so.
     saturation_adu : float or None, default=None
         Boxes with a pixel at or above it are dropped; None: the top of the
         integer range for integer frames.
@@ -778,6 +790,17 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         for code, bad in checks:
             status[bad] = code
         keep = status == 0
+        n_poor = int((status == 6).sum())
+        if n_poor > _POOR_FIT_WARNING * max(len(f), 1) and n_poor >= 20:
+            warnings.warn(
+                f"{n_poor} of {len(f)} fits ({100 * n_poor / len(f):.0f} %) were "
+                f"dropped as poor fits (deviance ratio above "
+                f"{self.max_deviance_ratio:g}): the spots overlap too much for the "
+                "fits (dense frames, or box_size too large). To keep them, at a "
+                "cost in z accuracy, raise max_deviance_ratio or set it to None.",
+                UserWarning,
+                stacklevel=2,
+            )
         sx, sy = cal.widths(z[keep])
         to_photons = 1.0 / self.quantum_efficiency
         table = pd.DataFrame(
