@@ -250,3 +250,19 @@ def test_z_columns_round_trip_through_csv_files(tmp_path):
     back = read_localizations(tmp_path / "ch.csv")
     np.testing.assert_array_equal(back["z_nm"], table["z_nm"])
     np.testing.assert_array_equal(back["frame"], table["frame"])
+
+
+def test_camera_object_equals_the_shorthand_parameters():
+    from sklearn_smlm import Camera
+
+    preset = PRESETS["low_density_as"]
+    X, _ = PAFPSimulator.from_preset("low_density_as", random_state=2).simulate(8)
+    cal = _cal()
+    plain = AstigmaticFitLocalizer(
+        cal, baseline_adu=100.0, e_per_adu=preset["e_per_adu"], em_gain=100.0
+    )
+    camera = Camera(baseline_adu=100.0, e_per_adu=preset["e_per_adu"], em_gain=100.0)
+    shared = AstigmaticFitLocalizer(cal, camera=camera)
+    pd.testing.assert_frame_equal(plain.fit().predict(X), shared.fit().predict(X))
+    with pytest.raises(TypeError, match="camera must be a Camera"):
+        AstigmaticFitLocalizer(cal, camera={"em_gain": 2}).fit()

@@ -559,6 +559,10 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
     saturation_adu : float or None, default=None
         Boxes with a pixel at or above it are dropped; None: the top of the
         integer range for integer frames.
+    camera : Camera, optional
+        The camera as one :class:`~sklearn_smlm.Camera` (scalar values); when
+        given, its values replace ``baseline_adu``, ``e_per_adu``,
+        ``em_gain``, ``quantum_efficiency`` and (if set) ``saturation_adu``.
 
     Attributes
     ----------
@@ -616,6 +620,7 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         max_emitters=3,
         max_deviance_ratio=2.0,
         saturation_adu=None,
+        camera=None,
     ):
         self.calibration = calibration
         self.pixel_size_nm = pixel_size_nm
@@ -630,6 +635,7 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         self.max_emitters = max_emitters
         self.max_deviance_ratio = max_deviance_ratio
         self.saturation_adu = saturation_adu
+        self.camera = camera
 
     def _validate(self):
         cal = self.calibration
@@ -639,21 +645,23 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
                 "AstigmaticCalibration.from_parameters, .load or .from_picasso), "
                 f"got {type(cal).__name__}."
             )
-        for name in ("pixel_size_nm", "e_per_adu", "em_gain", "quantum_efficiency"):
-            check_positive(getattr(self, name), name)
-        if isinstance(self.baseline_adu, bool) or not isinstance(
-            self.baseline_adu, numbers.Real
+        cam = self._camera_values()
+        check_positive(self.pixel_size_nm, "pixel_size_nm")
+        for name in ("e_per_adu", "em_gain", "quantum_efficiency"):
+            check_positive(cam[name], name)
+        if isinstance(cam["baseline_adu"], bool) or not isinstance(
+            cam["baseline_adu"], numbers.Real
         ):
             raise TypeError(
-                f"baseline_adu must be a number, got {self.baseline_adu!r}."
+                f"baseline_adu must be a number, got {cam['baseline_adu']!r}."
             )
-        if self.quantum_efficiency > 1:
+        if cam["quantum_efficiency"] > 1:
             raise ValueError(
                 "quantum_efficiency must be in (0, 1], got "
-                f"{self.quantum_efficiency!r}."
+                f"{cam['quantum_efficiency']!r}."
             )
-        if self.em_gain < 1:
-            raise ValueError(f"em_gain must be >= 1, got {self.em_gain!r}.")
+        if cam["em_gain"] < 1:
+            raise ValueError(f"em_gain must be >= 1, got {cam['em_gain']!r}.")
         check_positive(self.box_size, "box_size", integer=True)
         if self.box_size < 5:
             raise ValueError(f"box_size must be >= 5 pixels, got {self.box_size}.")
@@ -666,13 +674,42 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         check_positive(self.max_emitters, "max_emitters", integer=True)
         if self.max_deviance_ratio is not None:
             check_positive(self.max_deviance_ratio, "max_deviance_ratio")
-        if self.saturation_adu is not None and (
-            isinstance(self.saturation_adu, bool)
-            or not isinstance(self.saturation_adu, numbers.Real)
+        if cam["saturation_adu"] is not None and (
+            isinstance(cam["saturation_adu"], bool)
+            or not isinstance(cam["saturation_adu"], numbers.Real)
         ):
             raise TypeError(
-                f"saturation_adu must be a number or None, got {self.saturation_adu!r}."
+                "saturation_adu must be a number or None, got "
+                f"{cam['saturation_adu']!r}."
             )
+        return cam
+
+    def _camera_values(self):
+        """Return the camera numbers: ``camera`` when given, else the shorthands."""
+        values = {
+            "baseline_adu": self.baseline_adu,
+            "e_per_adu": self.e_per_adu,
+            "em_gain": self.em_gain,
+            "quantum_efficiency": self.quantum_efficiency,
+            "saturation_adu": self.saturation_adu,
+        }
+        if self.camera is None:
+            return values
+        from ..camera import Camera
+
+        if not isinstance(self.camera, Camera):
+            raise TypeError(f"camera must be a Camera or None, got {self.camera!r}.")
+        if self.camera.is_per_pixel:
+            raise ValueError(
+                "the astigmatic fit uses one baseline and gain for all pixels; "
+                "give a Camera with scalar values (per-pixel sCMOS maps are not "
+                "used by the fit)."
+            )
+        for name in ("baseline_adu", "e_per_adu", "em_gain", "quantum_efficiency"):
+            values[name] = getattr(self.camera, name)
+        if self.camera.saturation_adu is not None:
+            values["saturation_adu"] = self.camera.saturation_adu
+        return values
 
     def fit(self, X=None, y=None):
         """Check the parameters and the calibration; there is nothing to learn.
@@ -687,11 +724,11 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         -------
         self : AstigmaticFitLocalizer
         """
-        self._validate()
+        cam = self._validate()
         if X is not None:
             check_frames(X)
-        self.e_per_count_ = float(self.e_per_adu) / float(self.em_gain)
-        self.excess_noise_ = 2.0 if self.em_gain > 1 else 1.0
+        self.e_per_count_ = float(cam["e_per_adu"]) / float(cam["em_gain"])
+        self.excess_noise_ = 2.0 if cam["em_gain"] > 1 else 1.0
         self.z_range_nm_ = tuple(float(v) for v in self.calibration.z_range_nm_)
         return self
 
@@ -713,10 +750,10 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
             Only with ``return_info``.
         """
         check_is_fitted(self)
-        self._validate()
+        cam = self._validate()
         raw = X if hasattr(X, "dtype") else np.asarray(X)
         frames = check_frames(X, dtype=np.float32)
-        saturation = self.saturation_adu
+        saturation = cam["saturation_adu"]
         if saturation is None and np.issubdtype(raw.dtype, np.integer):
             saturation = float(np.iinfo(raw.dtype).max)
         size = int(self.box_size)
@@ -735,7 +772,7 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
             frames, method=self.detection, threshold=self.threshold, sigma_px=sigma_px
         )
         boxes, r0, c0 = cut_boxes(frames, f, row, col, size)
-        data = (boxes - self.baseline_adu) * self.e_per_count_
+        data = (boxes - cam["baseline_adu"]) * self.e_per_count_
         params = np.empty((len(f), 5))
         var = np.empty((len(f), 5))
         conv = np.empty(len(f), dtype=bool)
@@ -802,7 +839,7 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
                 stacklevel=2,
             )
         sx, sy = cal.widths(z[keep])
-        to_photons = 1.0 / self.quantum_efficiency
+        to_photons = 1.0 / cam["quantum_efficiency"]
         table = pd.DataFrame(
             {
                 "frame": f[keep].astype(np.int64),
