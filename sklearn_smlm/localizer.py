@@ -433,20 +433,35 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
         )
 
     def _iter_maps(self, frames, batch_size):
-        """Yield the maps of ``frames`` batch by batch (float32 numpy arrays)."""
+        """Yield the maps of ``frames`` batch by batch.
+
+        Each batch is a float32 ``(n, r * H, r * W)`` array, or, for the
+        folded head, a ``sklearn_smlm._subpixel_maps.SubPixelMaps``
+        that holds the head's channels before the pixel shuffle: it is the
+        same maps where an array is asked for (``np.asarray``), and its peaks
+        are found without assembling them.
+        """
         import torch
 
+        from ._subpixel_maps import SubPixelMaps
         from .nn import autocast
 
         module = self.module_
         module.eval()
         device = self.device_
+        folded = getattr(module, "upsampling", None) == "folded"
         with torch.inference_mode(), autocast(device, self.precision_):
             for start in range(0, len(frames), batch_size):
                 x = torch.from_numpy(
                     np.ascontiguousarray(frames[start : start + batch_size])
                 )
                 x = x[:, None].to(device).contiguous(memory_format=torch.channels_last)
+                if folded:
+                    # (n, r^2, H, W) channels-last is (n, H, W, r^2) in memory
+                    channels = module.subpixel_channels(x).float().permute(0, 2, 3, 1)
+                    channels = channels.contiguous().cpu().numpy()
+                    yield SubPixelMaps(channels, self.upscaling, self.peak_value)
+                    continue
                 maps = module(x)[:, 0].float() * self.peak_value
                 yield maps.cpu().numpy()
 

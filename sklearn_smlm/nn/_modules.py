@@ -105,6 +105,8 @@ class SubPixelCNN(nn.Module):
 
     def forward(self, x):
         """Map frames (n, c, H, W) to maps (n, 1, r * H, r * W)."""
+        if self.upsampling == "folded":
+            return self.head[1](self.subpixel_channels(x))
         x = self.upsample(self.features(x))
         if torch.is_autocast_enabled(x.device.type):
             # The map stays in float32: a bf16 map is quantized in steps of about
@@ -113,6 +115,24 @@ class SubPixelCNN(nn.Module):
             with torch.autocast(x.device.type, enabled=False):
                 return self.head(x.float())
         return self.head(x)
+
+    def subpixel_channels(self, x):
+        """Return the folded head's ``r**2`` channels, before the pixel shuffle.
+
+        Only for ``upsampling="folded"``: ``forward(x)`` is the pixel shuffle
+        of this ``(n, r**2, H, W)`` float32 output. Peaks can be found on it
+        without building the map (``sklearn_smlm._subpixel_maps.SubPixelMaps``).
+        """
+        if self.upsampling != "folded":
+            raise ValueError(
+                f"subpixel_channels needs the folded head, not {self.upsampling!r}."
+            )
+        x = self.upsample(self.features(x))
+        conv = self.head[0]
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                return conv(x.float())
+        return conv(x)
 
 
 def fold_subpixel_head(module):

@@ -1,0 +1,122 @@
+"""Peaks found on the folded head's channels equal those of the full map."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from sklearn_smlm import DistanceTransformLocalizer, PAFPSimulator, _subpixel_maps
+from sklearn_smlm._subpixel_maps import SubPixelMaps
+from sklearn_smlm.nn import SubPixelCNN, autocast
+from sklearn_smlm.peaks import find_peaks, maps_to_localizations
+
+
+def _assert_same_peaks(maps, threshold, **kwargs):
+    got = maps.peaks(threshold, **kwargs)
+    expected = find_peaks(np.asarray(maps), threshold, **kwargs)
+    assert len(got[0]) == len(expected[0])
+    for a, b in zip(got, expected, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    return len(got[0])
+
+
+def test_channels_assemble_to_the_networks_map():
+    torch.manual_seed(0)
+    module = SubPixelCNN(n_layers=2, n_channels=8, upscaling=3).eval()
+    module = module.to(memory_format=torch.channels_last)
+    x = torch.rand(2, 1, 5, 6).contiguous(memory_format=torch.channels_last)
+    for precision in ("fp32", "bf16"):
+        with torch.inference_mode(), autocast("cpu", precision):
+            expected = (module(x)[:, 0].float() * 1096.6).numpy()
+            channels = module.subpixel_channels(x).permute(0, 2, 3, 1)
+        maps = SubPixelMaps(channels.contiguous().numpy(), 3, 1096.6)
+        assert maps.shape == expected.shape == (2, 15, 18)
+        np.testing.assert_array_equal(np.asarray(maps), expected)
+        np.testing.assert_array_equal(np.concatenate([maps, maps])[2:], expected)
+
+
+def _random_channels(rng, n, h, w, r, n_peaks):
+    # cone-shaped peaks anywhere, edges included, plus plateaus of equal values
+    yy, xx = np.mgrid[0 : h * r, 0 : w * r]
+    maps = np.zeros((n, h * r, w * r), np.float32)
+    for f in range(n):
+        for y0, x0 in rng.uniform(-1, [h * r, w * r], (n_peaks, 2)):
+            d = np.hypot(yy - y0, xx - x0)
+            maps[f] = np.maximum(maps[f], 1000 * np.clip(1 - d / 9, 0, None))
+    maps = np.round(maps / 8) * 8  # coarse steps: plateaus and ties
+    channels = maps.reshape(n, h, r, w, r).transpose(0, 1, 3, 2, 4)
+    return np.ascontiguousarray(channels.reshape(n, h, w, r * r)), maps
+
+
+@pytest.mark.parametrize("n_peaks", [1, 4, 40])
+@pytest.mark.parametrize("min_distance", [1, 2, 3])
+@pytest.mark.parametrize("refine", ["auto", "cone", "quadratic", None])
+def test_windowed_peaks_equal_full_map_peaks(
+    n_peaks, min_distance, refine, monkeypatch
+):
+    monkeypatch.setattr(_subpixel_maps, "_MAX_WINDOW_FRACTION", 1.0)  # windows
+    rng = np.random.default_rng(n_peaks * 10 + min_distance)
+    channels, maps = _random_channels(rng, 3, 12, 10, 3, n_peaks)
+    sub = SubPixelMaps(channels, 3, 1.0)
+    np.testing.assert_array_equal(np.asarray(sub), maps)
+    found = 0
+    for threshold in (100.0, 500.0, 990.0, 2000.0):
+        found += _assert_same_peaks(
+            sub, threshold, min_distance=min_distance, refine=refine
+        )
+    assert found > 0
+
+
+def test_dense_maps_and_large_min_distance_take_the_full_map(monkeypatch):
+    rng = np.random.default_rng(1)
+    channels, _ = _random_channels(rng, 2, 8, 8, 3, 30)
+    calls = []
+    import sklearn_smlm.peaks as peaks_module  # peaks() imports find_peaks from it
+
+    original = peaks_module.find_peaks
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("min_distance"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(peaks_module, "find_peaks", spy)
+    sub = SubPixelMaps(channels, 3, 1.0)
+    sub.peaks(500.0, min_distance=4)  # neighbourhood wider than one cell
+    assert calls == [4]
+    monkeypatch.setattr(_subpixel_maps, "_MAX_WINDOW_FRACTION", 0.0)
+    sub.peaks(500.0)  # every frame is "dense"
+    assert calls == [4, 1]
+    monkeypatch.setattr(_subpixel_maps, "_MAX_WINDOW_FRACTION", 1.0)
+    sub.peaks(500.0)
+    assert calls == [4, 1]  # the windows
+
+
+def test_non_finite_channels_are_refused_as_maps_are():
+    channels = np.zeros((1, 4, 4, 4), np.float32)
+    channels[0, 1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        SubPixelMaps(channels, 2, 1.0).peaks(1.0)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        find_peaks(np.asarray(SubPixelMaps(channels, 2, 1.0)), 1.0)
+
+
+@pytest.mark.parametrize(
+    "frame_shape, density", [((64, 64), 5.0), ((96, 96), 0.3), ((37, 50), 1.0)]
+)
+def test_pretrained_predict_equals_the_full_map_path(frame_shape, density):
+    loc = DistanceTransformLocalizer.pretrained(device="cpu")
+    X, _ = PAFPSimulator(
+        frame_shape=frame_shape, density_per_um2=density, random_state=0
+    ).simulate(4)
+    batches = list(loc.regressor_._iter_maps(loc.normalizer_.transform(X), 2))
+    assert all(isinstance(b, SubPixelMaps) for b in batches)
+    n_found = sum(_assert_same_peaks(b, loc.threshold) for b in batches)
+    assert n_found > 4
+    maps = loc.predict_maps(X)
+    assert isinstance(maps, np.ndarray) and maps.shape == (
+        4,
+        *np.multiply(7, X.shape[1:]),
+    )
+    expected = maps_to_localizations(maps, loc.threshold)
+    pd.testing.assert_frame_equal(loc.predict(X), expected)
