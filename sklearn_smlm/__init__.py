@@ -40,6 +40,9 @@ _LAZY = {
     "DistanceTransformRegressor": "localizer",
     "load_model": "localizer",
     "ModelFileError": "localizer",
+    "ConditionsWarning": "_conditions",
+    "choose_pretrained": "_conditions",
+    "estimate_conditions": "_conditions",
     # classical localizer
     "GaussianFitLocalizer": "fitting",
     # 3D: astigmatic calibration and fits

@@ -69,6 +69,9 @@ def save_model(localizer, path):
         "history": _history_summary(localizer.regressor_._history()),
         "training": getattr(localizer, "training_info_", None),
     }
+    conditions = getattr(localizer, "conditions_", None)
+    if conditions is not None:  # what it was trained for (_conditions.py)
+        metadata["conditions"] = conditions
     metadata_json = json.dumps(metadata, sort_keys=True, default=_json_default)
     payload = {
         "format": _MODEL_FORMAT,
@@ -201,6 +204,7 @@ def load_model(path, *, device="auto"):
     loc.regressor_ = reg
     loc._copy_fitted()
     loc.training_info_ = metadata.get("training")
+    loc.conditions_ = metadata.get("conditions")  # None in older files
     loc.model_metadata_ = metadata
     return loc
 

@@ -16,7 +16,11 @@ from ._astig import (
 from ._detect import detect_candidates, filter_frames
 from ._gauss import crlb, fit_boxes, gaussian_model, mortensen_variance
 from ._localizer import FIT_COLUMNS, GaussianFitLocalizer, refine_localizations
-from ._uncertainty import CNN_UNCERTAINTY_CALIBRATION, estimate_uncertainty
+from ._uncertainty import (
+    CNN_UNCERTAINTY_CALIBRATION,
+    add_localizer_uncertainty,
+    estimate_uncertainty,
+)
 
 __all__ = [
     "ASTIG_COLUMNS",
@@ -34,5 +38,6 @@ __all__ = [
     "crlb",
     "mortensen_variance",
     "estimate_uncertainty",
+    "add_localizer_uncertainty",
     "CNN_UNCERTAINTY_CALIBRATION",
 ]

@@ -74,13 +74,13 @@ def _core_fraction(sigma_px, offset_x, offset_y, half):
 
 
 def effective_gain(ring, baseline_adu):
-    """ADU per Poisson-equivalent photon, from the background rings of boxes.
+    """ADU per Poisson-equivalent photon of every box, from its background ring.
 
-    ``variance / (mean - baseline)``, with the variance of the ring pixels
-    about their box's median measured robustly (median absolute deviation,
-    so that the tails of spots do not inflate it) and the mean as the median
-    of the boxes' medians. Returns NaN where the background is not above the
-    baseline.
+    ``variance / (mean - baseline)`` of the ring pixels, both measured
+    robustly (median absolute deviation and median, so that the tail of a
+    neighbouring spot does not inflate them). One value per box, so the
+    result of a detection does not depend on which others are processed with
+    it (chunks, tiles). NaN where the background is not above the baseline.
 
     Parameters
     ----------
@@ -89,16 +89,14 @@ def effective_gain(ring, baseline_adu):
 
     Returns
     -------
-    gain : float
+    gain : ndarray of shape (n_boxes,)
     """
     ring = np.asarray(ring, dtype=np.float64)
-    med = np.median(ring, axis=1, keepdims=True)
-    resid = ring - med
-    var = (1.4826 * np.median(np.abs(resid - np.median(resid)))) ** 2
-    mean = float(np.median(med))
-    if not mean - baseline_adu > 0 or not var > 0:
-        return np.nan
-    return var / (mean - baseline_adu)
+    med = np.median(ring, axis=1)
+    var = (1.4826 * np.median(np.abs(ring - med[:, None]), axis=1)) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = var / (med - baseline_adu)
+    return np.where((med > baseline_adu) & (var > 0), gain, np.nan)
 
 
 def estimate_uncertainty(
@@ -222,8 +220,7 @@ def estimate_uncertainty(
         gain, excess = em_gain / e_per_adu, (2.0 if em_gain > 1 else 1.0)
     else:
         gain, excess = effective_gain(ring, baseline_adu), 1.0
-        if not np.isfinite(gain):
-            gain = 1.0
+        gain = np.where(np.isfinite(gain), gain, 1.0)
     bg_adu = np.median(ring, axis=1)
     signal_adu = core.sum(axis=1) - _CORE * _CORE * bg_adu
     sigma_px = psf_sigma_nm / px
@@ -252,8 +249,9 @@ def add_localizer_uncertainty(localizer, frames, table):
 
     The hook of :meth:`DistanceTransformLocalizer.predict`, after the optional
     refinement: rows refined by a good fit keep the fit's Cramer-Rao bound;
-    the others get :func:`estimate_uncertainty`. The camera is the refiner's
-    (hybrid mode), else the normalizer's where it is calibrated
+    the others get :func:`estimate_uncertainty`.
+    The camera is the localizer's ``camera`` where it has one, else the
+    refiner's (hybrid mode), else the normalizer's where it is calibrated
     (``e_per_adu`` given), else unknown: the effective gain is then measured
     from the frames (see the module docstring).
 
@@ -275,10 +273,16 @@ def add_localizer_uncertainty(localizer, frames, table):
                 table[name] = np.full(len(table), np.nan)
         return table
     camera = {"baseline_adu": 100.0}
+    shared = getattr(localizer, "camera", None)  # a sklearn_smlm.Camera
     source = localizer.refiner
     if source is None:
         source = getattr(localizer, "normalizer_", None)
-    if source is not None and getattr(source, "e_per_adu", None) is not None:
+    if shared is not None and hasattr(shared, "e_per_adu"):
+        # per-pixel maps (sCMOS) enter through their means: the estimate
+        # is a calibrated approximation, not a per-pixel likelihood
+        for name in ("baseline_adu", "e_per_adu", "em_gain", "quantum_efficiency"):
+            camera[name] = float(np.mean(getattr(shared, name)))
+    elif source is not None and getattr(source, "e_per_adu", None) is not None:
         for name in ("baseline_adu", "e_per_adu", "em_gain", "quantum_efficiency"):
             value = getattr(source, name, None)
             if value is not None:
