@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._chunks import check_chunk_size, iter_chunk_tables
+from ._conditions import check_and_warn, choose_pretrained
 from ._localizations import check_positions
 from ._persistence import (  # noqa: F401 - public and former import paths
     _PRETRAINED_DIR,
@@ -778,9 +779,12 @@ augment, precision, device, random_state, verbose
             table["frame"] += np.int64(frame_offset)
             return table
         frames = check_frames(X)
-        return self._predict_frames(
+        table = self._predict_frames(
             frames, batch_size=batch_size, frame_offset=frame_offset
         )
+        if frame_offset == 0:  # data outside the model's range: one warning
+            check_and_warn(self, frames, table)
+        return table
 
     def iter_predict(self, frames, *, chunk_size=256, batch_size=None):
         """Localize a stack chunk by chunk, with memory bounded by the chunk.
@@ -807,10 +811,16 @@ augment, precision, device, random_state, verbose
         self._check_threshold()
         check_chunk_size(chunk_size)
 
+        checked = []
+
         def predict_chunk(chunk, start):
-            return self._predict_frames(
+            table = self._predict_frames(
                 chunk, batch_size=batch_size, frame_offset=start
             )
+            if not checked:  # the first chunk only: one warning at most
+                checked.append(start)
+                check_and_warn(self, chunk, table, frame_offset=start, stacklevel=5)
+            return table
 
         yield from iter_chunk_tables(predict_chunk, frames, chunk_size)
 
@@ -962,7 +972,7 @@ augment, precision, device, random_state, verbose
         return load_model(path, device=device)
 
     @classmethod
-    def pretrained(cls, name="default", *, device="auto"):
+    def pretrained(cls, name="default", *, device="auto", frames=None):
         """Return the pretrained localizer shipped inside the package.
 
         Parameters
@@ -972,13 +982,20 @@ augment, precision, device, random_state, verbose
             :class:`~sklearn_smlm.PAFPSimulator` frames of 100 nm pixels over
             a wide range of densities, PSF widths, SNRs and camera settings
             (see ``scripts/train_pretrained.py`` and the model card in the
-            docs).
+            docs). ``"auto"``: the shipped model that fits ``frames``
+            (:func:`~sklearn_smlm.choose_pretrained`).
         device : str, default="auto"
             Torch device to load it on.
+        frames : array-like of shape (n_frames, height, width), optional
+            The first frames of the data, for ``name="auto"``.
 
         Returns
         -------
         localizer : DistanceTransformLocalizer
             A fitted localizer, ready to ``predict``.
         """
+        if name == "auto":
+            if frames is None:
+                raise ValueError("pretrained('auto') needs frames=: the data's frames.")
+            name = choose_pretrained(check_frames(frames), device=device)[0]
         return pretrained(name, device=device)

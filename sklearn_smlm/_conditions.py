@@ -1,0 +1,420 @@
+"""Conditions of the data against a model's: estimate, compare, warn, choose.
+
+A model file records the conditions its network was trained for (the
+``"conditions"`` entry of its metadata, see :data:`SHIPPED_CONDITIONS`). The
+first chunk that ``predict`` / ``iter_predict`` / the command line localize
+is measured from the raw pixels and the model's own detections
+(:func:`estimate_conditions`): detections per um^2, the PSF width of isolated
+spots, the signal-to-noise ratio of every detection (a wavelet filter of the
+raw frame, as ThunderSTORM's detector, in units of the frame's own noise).
+When the data lie outside the model's range, or most detections are no
+brighter than the background noise, one :class:`ConditionsWarning` names the
+model, what was measured and what to use instead.
+"""
+
+import warnings
+
+import numpy as np
+
+__all__ = [
+    "ConditionsWarning",
+    "SHIPPED_CONDITIONS",
+    "choose_pretrained",
+    "estimate_conditions",
+    "conditions_problems",
+]
+
+#: A detection whose raw-pixel SNR (3 x 3 maximum of the wavelet detection
+#: image over the frame's noise) is below this looks like noise: on frames of
+#: pure background (ideal, EMCCD and sCMOS cameras) 50 % of the default
+#: model's false detections are below 3.3-3.7 and 95 % below 4.3-5.1, while
+#: the median true detection on simulated frames of every training condition
+#: is at 13-26.
+NOISE_SNR = 4.0
+#: Spots at least this bright (raw-pixel SNR) are certainly not noise.
+BRIGHT_SNR = 6.0
+#: A model's detections are noise-like when fewer than this fraction of
+#: their number are bright spots in the raw frames.
+BRIGHT_FRACTION = 0.2
+#: Most detections looking like noise (this fraction or more) -> warning.
+NOISE_FRACTION = 0.5
+#: At least this many detections before the density and noise-fraction
+#: tests speak, and before "detections without bright spots" does.
+MIN_DETECTIONS = 8
+MIN_NOISE_DETECTIONS = 3
+#: Frames of the first chunk that are measured: at most 64, and at most
+#: 2^18 pixels (64 frames of 64 x 64, 4 of 256 x 256).
+MAX_FRAMES = 64
+MAX_PIXELS = 2**18
+#: Detected density below ``SPARSE_FACTOR`` times the low end of a model's
+#: density range, or above ``DENSE_FACTOR`` times its high end, is outside.
+#: Detections undercount dense frames (close emitters merge), hence the
+#: lenient low side.
+SPARSE_FACTOR = 0.5
+DENSE_FACTOR = 1.25
+#: PSF widths (sigma, camera pixels) this far below or above a model's range
+#: warn, the upper side widened by 0.05 px per detected emitter/um^2. The
+#: estimate reads 0.00-0.05 px off in sparse frames; in frames of 5.5
+#: emitters/um^2 unresolved pairs look like wide spots (1.10 px spots read
+#: 1.22-1.33 px). It cannot tell a thick sample from dense in-focus frames
+#: (spots 1.21-1.27 px in a 1.5 um slab at 0.3-5 emitters/um^2 of 1.10 px
+#: in-focus spots).
+SIGMA_TOLERANCE_PX = (0.15, 0.15)
+
+#: Conditions of the shipped models, from ``scripts/train_pretrained.py``'s
+#: settings (what the shipped files were trained on) and the model card. The
+#: shipped files carry the same entry in their metadata; this table fills it
+#: for files written before the entry existed.
+SHIPPED_CONDITIONS = {
+    "default": {
+        "name": "default",
+        "density_per_um2": [0.1, 9.0],
+        "psf_fwhm_nm": [200.0, 350.0],
+        "pixel_size_nm": 100.0,
+        "psf_sigma_px": [0.85, 1.49],
+        "photons": [200.0, 5000.0],
+        "background_photons": [5.0, 200.0],
+        "z_range_nm": [-750.0, 750.0],
+        "focal_depth_nm": 400.0,
+        "cameras": ["emccd"],
+        "structures": ["uniform", "filaments"],
+        "summary": "0.1-9 emitters/um^2, PSF FWHM 200-350 nm at 100 nm pixels, "
+        "in focus and 1.5 um thick samples",
+    },
+    "dense_2013": {
+        "name": "dense_2013",
+        "density_per_um2": [3.0, 8.0],
+        "psf_fwhm_nm": [230.0, 290.0],
+        "pixel_size_nm": 100.0,
+        "psf_sigma_px": [0.98, 1.23],
+        "photons": [800.0, 2500.0],
+        "background_photons": [10.0, 40.0],
+        "z_range_nm": [0.0, 0.0],
+        "focal_depth_nm": None,
+        "cameras": ["emccd"],
+        "structures": ["uniform", "filaments"],
+        "summary": "very dense in-focus 2013-like frames: 3-8 emitters/um^2, "
+        "PSF FWHM 230-290 nm at 100 nm pixels",
+    },
+    "bt_hd_2013": {
+        "name": "bt_hd_2013",
+        "density_per_um2": [4.5, 6.5],
+        "psf_fwhm_nm": [258.0, 258.0],
+        "pixel_size_nm": 100.0,
+        "psf_sigma_px": [1.10, 1.10],
+        "photons": [1000.0, 2000.0],
+        "background_photons": [20.0, 20.0],
+        "z_range_nm": [0.0, 0.0],
+        "focal_depth_nm": None,
+        "cameras": ["emccd"],
+        "structures": ["uniform"],
+        "summary": "the 2013 Bundled Tubes HD conditions only: 5.5 emitters/um^2, "
+        "PSF FWHM 258 nm at 100 nm pixels, 1000-2000 photons, in focus",
+    },
+}
+
+#: ``--model auto``: the first shipped model whose range holds the data.
+AUTO_ORDER = ("bt_hd_2013", "dense_2013", "default")
+#: ``--model auto`` takes a specialist only where the default model detects
+#: at least this fraction of the low end of its density range (stricter than
+#: the warning: in the evaluation matrix, ``dense_2013`` loses 0.17-0.31
+#: Jaccard to ``default`` on 1-2 emitters/um^2 in a 1.5 um thick sample,
+#: which the PSF estimate cannot tell from in-focus frames).
+AUTO_SPARSE_FACTOR = 0.6
+
+
+class ConditionsWarning(UserWarning):
+    """The data look outside what the model was trained for, or like noise."""
+
+
+def model_conditions(localizer):
+    """Return a model's ``conditions`` entry, or ``None`` when unknown."""
+    return getattr(localizer, "conditions_", None)
+
+
+# ---------------------------------------------------------------- estimate
+def _raw_snr(frames, rows, cols, frame_index):
+    """Wavelet SNR (3 x 3 maximum) at pixels, and per-frame detection images."""
+    from scipy import ndimage
+
+    from .fitting import filter_frames
+
+    image, noise = filter_frames(frames)
+    peak = ndimage.maximum_filter(image, size=(1, 3, 3), mode="nearest")
+    noise = np.where(noise > 0, noise, np.inf)
+    return peak[frame_index, rows, cols] / noise[frame_index]
+
+
+def _spot_sigmas(frames, min_snr=8.0, isolation_px=5):
+    """Per-spot PSF sigma (pixels) of bright isolated spots, by a 3-point fit.
+
+    Also returns the number of bright spots (wavelet SNR >= ``BRIGHT_SNR``,
+    isolated or not).
+
+    The width along each axis is ``sqrt(-1 / c)`` with ``c`` the second
+    difference of the log of the background-subtracted pixels through the
+    maximum (exact for a sampled Gaussian); the mean of x and y, minus the
+    pixel's own width (``1 / 12`` px^2, pixel integration), per spot.
+    """
+    from scipy.spatial import cKDTree
+
+    from .fitting import detect_candidates
+
+    # isolated: no other candidate (even a faint one) within isolation_px
+    f, r, c, snr = detect_candidates(frames, threshold=NOISE_SNR)
+    h, w = frames.shape[1:]
+    n_bright = int(np.sum(snr >= BRIGHT_SNR))
+    if len(f) == 0:
+        return np.empty(0), n_bright
+    pts = np.column_stack([f * 1e6, r, c]).astype(float)
+    counts = cKDTree(pts).query_ball_point(pts, isolation_px, return_length=True)
+    keep = (counts == 1) & (snr >= min_snr)
+    keep &= (r >= 3) & (r < h - 3) & (c >= 3) & (c < w - 3)
+    f, r, c = f[keep], r[keep], c[keep]
+    if len(f) == 0:
+        return np.empty(0), n_bright
+    offsets = np.arange(-3, 4)
+    boxes = frames[
+        f[:, None, None],
+        r[:, None, None] + offsets[None, :, None],
+        c[:, None, None] + offsets[None, None, :],
+    ].astype(np.float64)
+    ring = np.concatenate(
+        [boxes[:, 0, :], boxes[:, -1, :], boxes[:, 1:-1, 0], boxes[:, 1:-1, -1]],
+        axis=1,
+    )
+    signal = boxes - np.median(ring, axis=1)[:, None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log(signal)
+        cx = logs[:, 3, 2] - 2 * logs[:, 3, 3] + logs[:, 3, 4]
+        cy = logs[:, 2, 3] - 2 * logs[:, 3, 3] + logs[:, 4, 3]
+        var = 0.5 * (-1.0 / cx + -1.0 / cy) - 1.0 / 12.0
+    ok = np.isfinite(var) & (var > 0.05) & (cx < 0) & (cy < 0)
+    return np.sqrt(var[ok]), n_bright
+
+
+def estimate_conditions(frames, table=None, *, pixel_size_nm=100.0):
+    """Measure the conditions of frames (and of a model's detections there).
+
+    Parameters
+    ----------
+    frames : ndarray of shape (n_frames, height, width)
+        Raw camera frames (any offset and gain); at most the first 64 are
+        used.
+    table : DataFrame, optional
+        A model's localizations of these frames (``frame`` 0-based within
+        ``frames``, ``x_nm``, ``y_nm``).
+    pixel_size_nm : float, default=100.0
+        Camera pixel size, to turn ``x_nm`` into pixels and areas into um^2.
+
+    Returns
+    -------
+    conditions : dict
+        ``n_frames``, ``area_um2`` (of one frame); ``n_bright_spots``
+        (wavelet SNR >= ``BRIGHT_SNR``, from the raw pixels alone);
+        ``psf_sigma_px`` (median width of bright isolated spots, ``nan``
+        below 5 spots), its upper quartile ``psf_sigma_px_p75`` and
+        ``n_spots``; with ``table``: ``n_detections``,
+        ``detections_per_um2`` (all detections per um^2 per frame),
+        ``density_per_um2`` (those brighter than the noise, per um^2 per
+        frame), ``noise_fraction`` (fraction of detections whose raw-pixel
+        SNR is below :data:`NOISE_SNR`) and ``median_snr``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> frames = rng.poisson(20.0, (4, 32, 32)).astype(np.float32)
+    >>> estimate_conditions(frames)["n_spots"]
+    0
+    """
+    frames = np.asarray(frames)
+    n_max = max(1, min(MAX_FRAMES, MAX_PIXELS // (frames.shape[1] * frames.shape[2])))
+    frames = frames[:n_max].astype(np.float32)
+    n, h, w = frames.shape
+    area_um2 = h * w * (pixel_size_nm / 1000.0) ** 2
+    sigmas, n_bright = _spot_sigmas(frames)
+    enough = len(sigmas) >= 5
+    out = {
+        "n_frames": int(n),
+        "area_um2": float(area_um2),
+        "n_bright_spots": n_bright,
+        "n_spots": int(len(sigmas)),
+        "psf_sigma_px": float(np.median(sigmas)) if enough else float("nan"),
+        "psf_sigma_px_p75": float(np.quantile(sigmas, 0.75))
+        if enough
+        else float("nan"),
+    }
+    if table is None:
+        return out
+    sub = table[table["frame"].to_numpy() < n]
+    fi = sub["frame"].to_numpy().astype(np.int64)
+    cols = np.clip(np.rint(sub["x_nm"].to_numpy() / pixel_size_nm - 0.5), 0, w - 1)
+    rows = np.clip(np.rint(sub["y_nm"].to_numpy() / pixel_size_nm - 0.5), 0, h - 1)
+    snr = _raw_snr(frames, rows.astype(np.int64), cols.astype(np.int64), fi)
+    bright = snr >= NOISE_SNR
+    out.update(
+        n_detections=int(len(sub)),
+        detections_per_um2=len(sub) / (area_um2 * n),
+        density_per_um2=float(bright.sum()) / (area_um2 * n),
+        noise_fraction=float(np.mean(~bright)) if len(sub) else float("nan"),
+        median_snr=float(np.median(snr)) if len(sub) else float("nan"),
+    )
+    return out
+
+
+# ----------------------------------------------------------------- compare
+def conditions_problems(
+    conditions, estimate, *, pixel_size_nm=100.0, sparse_factor=SPARSE_FACTOR
+):
+    """Reasons why an estimate lies outside a model's conditions (may be empty).
+
+    Parameters
+    ----------
+    conditions : dict or None
+        A model's ``conditions`` entry; ``None`` (unknown) checks only whether
+        the detections look like noise.
+    estimate : dict
+        From :func:`estimate_conditions` with a table.
+    pixel_size_nm : float, default=100.0
+        The data's pixel size (unused: both the estimate and the model's PSF
+        range are in camera pixels, which is what the network sees; kept so
+        that every range check has the same signature).
+
+    Returns
+    -------
+    problems : list of str
+    """
+    problems = []
+    n_det = estimate.get("n_detections", 0)
+    if n_det >= MIN_NOISE_DETECTIONS and (
+        estimate["n_bright_spots"] < BRIGHT_FRACTION * n_det
+    ):
+        problems.append(
+            f"its {n_det} detections look like noise (the raw frames hold "
+            f"{estimate['n_bright_spots']} clearly bright spots)"
+        )
+    elif n_det >= MIN_DETECTIONS and estimate["noise_fraction"] >= NOISE_FRACTION:
+        problems.append(
+            f"{estimate['noise_fraction']:.0%} of its {n_det} detections are no "
+            "brighter than the background noise"
+        )
+    if not conditions:
+        return problems
+    low, high = conditions["density_per_um2"]
+    density = estimate.get("density_per_um2")
+    if density is not None and n_det >= MIN_DETECTIONS:
+        if density < sparse_factor * low:
+            problems.append(
+                f"{density:.2g} emitters/um^2 detected, fewer than its {low:g}-{high:g}"
+            )
+        elif density > DENSE_FACTOR * high:
+            problems.append(
+                f"{density:.2g} emitters/um^2 detected, more than its {low:g}-{high:g}"
+            )
+    # The network sees pixels: the PSF width in camera pixels of its training
+    # frames is what counts, whatever the data's pixel size in nm.
+    sigma_range = conditions.get("psf_sigma_px")
+    sigma = estimate.get("psf_sigma_px", float("nan"))
+    if sigma_range and np.isfinite(sigma):
+        lo, hi = sigma_range
+        if conditions.get("focal_depth_nm"):  # thick samples: wider spots seen
+            hi *= 1.5
+        # close emitters widen the measured spots: +0.05 px per emitter/um^2
+        upper = hi + SIGMA_TOLERANCE_PX[1] + 0.05 * estimate.get("density_per_um2", 0)
+        if sigma < lo - SIGMA_TOLERANCE_PX[0] or sigma > upper:
+            problems.append(
+                f"PSF sigma {sigma:.2f} px, outside its {lo:.2f}-{hi:.2f} px"
+            )
+    return problems
+
+
+def _advice(name):
+    if name == "default":
+        return (
+            "check that the frames hold emitters, or raise the threshold "
+            "(set_params(threshold=...) / --threshold)"
+        )
+    return "use pretrained('default') (--model default) or --model auto"
+
+
+def check_and_warn(localizer, frames, table, *, frame_offset=0, stacklevel=3):
+    """Warn once (one line) when ``frames`` look outside the model's range.
+
+    The hook of ``predict`` / ``iter_predict``: measures the first
+    :data:`MAX_FRAMES` frames and the model's detections there. Models that
+    do not record their conditions (``conditions_`` None: trained by the
+    user, or files written before the entry existed) are not checked.
+
+    Returns
+    -------
+    problems : list of str
+        Empty when nothing is wrong.
+    """
+    conditions = model_conditions(localizer)
+    if not conditions:  # a model that does not record its conditions: no check
+        return []
+    if frame_offset:
+        table = table.assign(frame=table["frame"] - frame_offset)
+    estimate = estimate_conditions(
+        frames, table, pixel_size_nm=float(localizer.pixel_size_nm)
+    )
+    problems = conditions_problems(
+        conditions, estimate, pixel_size_nm=float(localizer.pixel_size_nm)
+    )
+    if problems:
+        name = (conditions or {}).get("name", "this model")
+        trained = (conditions or {}).get("summary")
+        message = (
+            f"model {name!r}"
+            + (f" (trained for {trained})" if trained else "")
+            + f": in the first {estimate['n_frames']} frames "
+            + "; ".join(problems)
+            + f"; {_advice(name)}."
+        )
+        warnings.warn(message, ConditionsWarning, stacklevel=stacklevel)
+    return problems
+
+
+# ------------------------------------------------------------------ choose
+def choose_pretrained(frames, *, pixel_size_nm=100.0, device="auto"):
+    """Name of the shipped model that fits ``frames`` best.
+
+    The ``default`` model localizes the first frames; the first model of
+    :data:`AUTO_ORDER` (the most accurate first) whose conditions hold what
+    was measured is chosen, else ``"default"``.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (n_frames, height, width)
+        The first frames of the data (at most 64 are used).
+    pixel_size_nm : float, default=100.0
+    device : str, default="auto"
+
+    Returns
+    -------
+    name : str
+    estimate : dict
+        What :func:`estimate_conditions` measured with the ``default`` model.
+    """
+    from .localizer import DistanceTransformLocalizer, pretrained_names
+
+    frames = np.asarray(frames, dtype=np.float32)[:MAX_FRAMES]
+    loc = DistanceTransformLocalizer.pretrained("default", device=device)
+    loc.set_params(pixel_size_nm=float(pixel_size_nm))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConditionsWarning)
+        table = loc.predict(frames)
+    estimate = estimate_conditions(frames, table, pixel_size_nm=pixel_size_nm)
+    available = pretrained_names()
+    for name in AUTO_ORDER:
+        if name not in available:
+            continue
+        if not conditions_problems(
+            SHIPPED_CONDITIONS.get(name),
+            estimate,
+            pixel_size_nm=pixel_size_nm,
+            sparse_factor=AUTO_SPARSE_FACTOR,
+        ):
+            return name, estimate
+    return "default", estimate
