@@ -74,6 +74,22 @@ def test_round_trip_through_read_localizations(tmp_path):
     assert back.attrs["picasso_info"][1]["Pixelsize"] == 100.0
 
 
+def test_3d_columns_in_nm(tmp_path):
+    table = _table(5)
+    table["z_nm"] = [-300.0, -100.0, 0.0, 150.0, 420.0]
+    table["uncertainty_z_nm"] = [30.0, 25.0, 20.0, 25.0, 40.0]
+    write_picasso_hdf5(table, tmp_path / "z.hdf5", pixel_size_nm=100.0)
+    with h5py.File(tmp_path / "z.hdf5") as f:
+        locs = f["locs"][...]
+    np.testing.assert_array_equal(locs["z"], table["z_nm"].astype(np.float32))
+    np.testing.assert_array_equal(
+        locs["lpz"], table["uncertainty_z_nm"].astype(np.float32)
+    )
+    back = read_localizations(tmp_path / "z.hdf5")
+    np.testing.assert_allclose(back["z_nm"], table["z_nm"])
+    np.testing.assert_allclose(back["uncertainty_z_nm"], table["uncertainty_z_nm"])
+
+
 def test_reads_a_file_in_picassos_own_layout(tmp_path):
     # written by hand as Picasso Localize does: fields, units and two documents
     dtype = [(n, "u4" if n == "frame" else "f4") for n in PICASSO_FIELDS]

@@ -10,7 +10,7 @@ numbers, so ``x_nm = (x + 0.5) * pixel_size`` (the library's convention puts
 the centre of pixel ``col`` at ``(col + 0.5) * pixel_size``); ``frame``
 counts from 0; ``lpx``, ``lpy`` (localization precision), ``sx``, ``sy``
 (PSF widths) are in pixels; ``photons`` and ``bg`` (photons per pixel) as in
-the table; ``z`` in nm.
+the table; ``z`` and ``lpz`` in nm.
 
 This module also holds the package's format dispatch
 (:func:`read_localizations`, :func:`write_localizations`): Picasso files are
@@ -57,6 +57,7 @@ _MAPPED = {
     "uncertainty_nm",
     "uncertainty_x_nm",
     "uncertainty_y_nm",
+    "uncertainty_z_nm",
     "id",
 }
 
@@ -115,8 +116,10 @@ def _picasso_columns(table, px):
             "uncertainty_y_nm", "uncertainty_nm", scale=1 / px, what="uncertainty_nm"
         ),
     }
-    if "z_nm" in table.columns:
+    if "z_nm" in table.columns:  # Picasso's z and lpz are in nm
         cols["z"] = table["z_nm"].to_numpy(dtype=np.float64)
+    if "uncertainty_z_nm" in table.columns:
+        cols["lpz"] = table["uncertainty_z_nm"].to_numpy(dtype=np.float64)
     for name in table.columns:
         if name in _MAPPED or name in cols:
             continue
@@ -332,7 +335,8 @@ def read_picasso_hdf5(path, *, pixel_size_nm=None):
         ``photons``, ``background`` (from ``bg``), ``sigma_nm`` (geometric
         mean of ``sx`` and ``sy``; also ``sigma_x_nm``, ``sigma_y_nm`` when
         they differ), ``uncertainty_nm`` (root mean square of ``lpx`` and
-        ``lpy``; also per axis when they differ), ``z_nm`` (from ``z``), and
+        ``lpy``; also per axis when they differ), ``z_nm`` and
+        ``uncertainty_z_nm`` (from ``z`` and ``lpz``, in nm), and
         every other field under its own name. The sidecar's documents are
         kept in ``table.attrs["picasso_info"]``.
     """
@@ -377,6 +381,8 @@ def read_picasso_hdf5(path, *, pixel_size_nm=None):
     }
     if "z" in names:
         out["z_nm"] = get("z")
+    if "lpz" in names:
+        out["uncertainty_z_nm"] = get("lpz")
     if "photons" in names:
         out["photons"] = get("photons")
     if "bg" in names:
@@ -391,7 +397,7 @@ def read_picasso_hdf5(path, *, pixel_size_nm=None):
         out["uncertainty_nm"] = np.sqrt(0.5 * (lx**2 + ly**2))
         if not np.array_equal(lx, ly, equal_nan=True):
             out["uncertainty_x_nm"], out["uncertainty_y_nm"] = lx, ly
-    taken = {"frame", "x", "y", "z", "photons", "bg", "sx", "sy", "lpx", "lpy"}
+    taken = {"frame", "x", "y", "z", "lpz", "photons", "bg", "sx", "sy", "lpx", "lpy"}
     for name in names:
         if name not in taken and name not in out:
             out[name] = locs[name]
