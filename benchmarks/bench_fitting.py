@@ -561,6 +561,7 @@ def main(argv=None):
     if "file" in args.sections:
         parts.append(section_file(args, conditions))
     conditions.close()
+    C.log(f"done in {conditions.info['duration_s'] / 60:.1f} min")
     return parts
 
 

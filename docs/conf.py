@@ -190,7 +190,14 @@ _GENERATED.mkdir(exist_ok=True)
 
 
 #: Result files of the other benchmark scripts shown after SUMMARY.md.
-_EXTRA_RESULTS = ("fitting.md", "scale.md", "fuzz.md")
+_EXTRA_RESULTS = (
+    "fitting.md",
+    "fitting_cnn.md",
+    "fitting_file.md",
+    "stack.md",
+    "scale.md",
+    "fuzz.md",
+)
 
 
 def _write_benchmark_summary():
