@@ -52,9 +52,11 @@ def staged_predict(loc, frames, batch_size, sw):
     """``loc.predict(frames)`` with each stage timed in ``sw``.
 
     The same steps as ``DistanceTransformLocalizer._predict_frames``; the
-    network step is the library's own batch iterator.
+    network step is the library's own batch iterator (for the folded head it
+    yields the head's channels, and "peaks" includes assembling the map
+    around candidates, see ``sklearn_smlm._subpixel_maps``).
     """
-    from sklearn_smlm.peaks import _columns_to_localizations, _localization_columns
+    from sklearn_smlm.peaks import columns_to_localizations, localization_columns
 
     with sw("normalize"):
         normalized = loc.normalizer_.transform(frames)
@@ -67,7 +69,7 @@ def staged_predict(loc, frames, batch_size, sw):
             break
         with sw("peaks"):  # as predict: columns per batch, one table at the end
             parts.append(
-                _localization_columns(
+                localization_columns(
                     maps,
                     loc.threshold,
                     upscaling=loc.upscaling,
@@ -79,7 +81,7 @@ def staged_predict(loc, frames, batch_size, sw):
             )
         i += 1
     with sw("peaks"):
-        table = _columns_to_localizations(parts)
+        table = columns_to_localizations(parts)
     return table
 
 
