@@ -266,3 +266,27 @@ def test_camera_object_equals_the_shorthand_parameters():
     pd.testing.assert_frame_equal(plain.fit().predict(X), shared.fit().predict(X))
     with pytest.raises(TypeError, match="camera must be a Camera"):
         AstigmaticFitLocalizer(cal, camera={"em_gain": 2}).fit()
+
+
+def test_split_emitters_raise_recall_when_kept():
+    truth, plain = _low_density_run(40)
+    _, split = _low_density_run(40, keep_split_emitters=True)
+    kw = dict(tolerance_nm=250, axial_tolerance_nm=500)
+    assert len(split) > len(plain)
+    assert (
+        localization_metrics(truth, split, **kw)["recall"]
+        > localization_metrics(truth, plain, **kw)["recall"]
+    )
+
+    # the added emitters are never within a pixel of another localization
+    def close_pairs(table):
+        count = 0
+        for _, group in table.groupby("frame"):
+            xy = group[["x_nm", "y_nm"]].to_numpy()
+            d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+            count += int((d[np.triu_indices(len(xy), 1)] <= 100.0).sum())
+        return count
+
+    assert close_pairs(split) == close_pairs(plain)
+    with pytest.raises(TypeError, match="keep_split_emitters"):
+        AstigmaticFitLocalizer(_cal(), keep_split_emitters="yes").fit()

@@ -80,8 +80,10 @@ def test_localize_with_calibration_gives_z(files):
     assert main([*args, "--calibration", str(folder / "picasso.yaml"), "-q"]) == 0
     table2 = read_localizations(out2)
     assert len(table2) == pytest.approx(len(table), rel=0.05)
+    # (a 6th-order polynomial follows the curves less closely near the ends)
     m2 = localization_metrics(truth, table2, tolerance_nm=250, axial_tolerance_nm=500)
-    assert m2["rmse_z_nm"] == pytest.approx(m["rmse_z_nm"], abs=10.0)
+    assert m2["jaccard"] == pytest.approx(m["jaccard"], abs=0.1)
+    assert m2["rmse_z_nm"] < 120
 
 
 def test_calibrate_errors_are_one_line(files, capsys):

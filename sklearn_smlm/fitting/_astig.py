@@ -25,6 +25,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage
 from scipy.spatial import cKDTree
 from scipy.special import erf
 from sklearn.base import BaseEstimator
@@ -79,6 +80,11 @@ _N_Z_STARTS = 31
 # joint fits include candidates up to this far outside the box (pixels):
 # a defocused neighbour's light reaches that far in
 _NEIGHBOUR_MARGIN_PX = 3.0
+# boxes fitted this badly (deviance ratio) are tried with a second emitter,
+# kept when the deviance falls by more than this (a chi-square of 4 extra
+# parameters reaches 25 with probability ~5e-5)
+_SPLIT_FROM_RATIO = 1.3
+_SPLIT_MIN_GAIN = 25.0
 # warn when more than this fraction of the fits is dropped as poor fits
 _POOR_FIT_WARNING = 0.25
 
@@ -493,6 +499,33 @@ def _box_members(f, fx, fy, r0, c0, size, max_emitters, margin=0.0):
     return members
 
 
+def _not_duplicates(f, x, y, f_new, x_new, y_new, min_px=1.0):
+    """Whether each new position is farther than ``min_px`` from all others.
+
+    Others are the kept positions ``(f, x, y)`` and the earlier new ones.
+    """
+    keep = np.ones(len(f_new), dtype=bool)
+    if not len(f_new):
+        return keep
+    spacing = 1e4
+    tree = cKDTree(np.column_stack([x, y, f * spacing])) if len(f) else None
+    points = np.column_stack([x_new, y_new, f_new * spacing])
+    if tree is not None:
+        d, _ = tree.query(points, k=1)
+        keep &= d > min_px
+    chosen = []
+    for i in np.flatnonzero(keep):
+        if any(
+            np.hypot(*(points[i, :2] - points[j, :2])) <= min_px
+            and f_new[i] == f_new[j]
+            for j in chosen
+        ):
+            keep[i] = False
+        else:
+            chosen.append(i)
+    return keep
+
+
 def cut_boxes(frames, f, row, col, size):
     """Cut ``size`` boxes centred on ``(row, col)``, shifted inwards at the border."""
     h, w = frames.shape[1:]
@@ -546,6 +579,15 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         jointly (one shared background, each emitter its own ``x, y, z`` and
         photons), up to this many emitters, the nearest first; 1 fits every
         box alone.
+    keep_split_emitters : bool, default=False
+        A fit that explains its box badly is tried with a second emitter at
+        the peak of its residual (an emitter too close to be detected); the
+        pair's fit replaces the single one where it is clearly better. With
+        True the second emitter is reported too (unless it duplicates a
+        localization): more recall in dense frames (``"mt0_n1_as_2016"``, 30
+        frames, no deviance filter: Jaccard 0.36 -> 0.40) at a cost in z
+        accuracy (``"low_density_as"``: recall 0.83 -> 0.86, z RMSE 76 ->
+        80 nm).
     max_deviance_ratio : float or None, default=2.0
         Fits whose Poisson deviance exceeds this multiple of its expectation
         for a correct model (``excess_noise * box_size**2``) are dropped
@@ -619,6 +661,7 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         max_iter=100,
         max_emitters=3,
         max_deviance_ratio=2.0,
+        keep_split_emitters=False,
         saturation_adu=None,
         camera=None,
     ):
@@ -634,6 +677,7 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         self.max_iter = max_iter
         self.max_emitters = max_emitters
         self.max_deviance_ratio = max_deviance_ratio
+        self.keep_split_emitters = keep_split_emitters
         self.saturation_adu = saturation_adu
         self.camera = camera
 
@@ -674,6 +718,11 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         check_positive(self.max_emitters, "max_emitters", integer=True)
         if self.max_deviance_ratio is not None:
             check_positive(self.max_deviance_ratio, "max_deviance_ratio")
+        if not isinstance(self.keep_split_emitters, (bool, np.bool_)):
+            raise TypeError(
+                "keep_split_emitters must be True or False, got "
+                f"{self.keep_split_emitters!r}."
+            )
         if cam["saturation_adu"] is not None and (
             isinstance(cam["saturation_adu"], bool)
             or not isinstance(cam["saturation_adu"], numbers.Real)
@@ -807,6 +856,12 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
             self._joint_fits(
                 data, f, row, col, r0, c0, params, conv, var, dev, widths, bounds
             )
+            extra = self._split_poor_fits(data, params, conv, var, dev, widths, bounds)
+            if not self.keep_split_emitters:
+                extra = tuple(e[:0] for e in extra)
+        else:
+            extra = (np.empty(0, np.int64), np.empty((0, 5)), np.empty((0, 5)), [])
+        extra = (extra[0], extra[1], extra[2], np.asarray(extra[3], dtype=float))
         x, y, n, z = params[:, 0], params[:, 1], params[:, 2], params[:, 4]
         ratio = dev / (self.excess_noise_ * size * size)
         status = np.zeros(len(f), dtype=np.int64)
@@ -838,22 +893,45 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
                 UserWarning,
                 stacklevel=2,
             )
-        sx, sy = cal.widths(z[keep])
+        # second emitters found by splitting poor fits, unless they duplicate
+        # a kept localization (or each other) within a pixel
+        box, q, qvar, qdev = extra
+        qratio = np.asarray(qdev) / (self.excess_noise_ * size * size)
+        ok = keep[box] & (q[:, 4] > bounds[0] + 1.0) & (q[:, 4] < bounds[1] - 1.0)
+        if self.max_deviance_ratio is not None:
+            ok &= qratio <= self.max_deviance_ratio
+        box, q, qvar, qratio = box[ok], q[ok], qvar[ok], qratio[ok]
+        ok = _not_duplicates(
+            f[keep],
+            c0[keep] + x[keep],
+            r0[keep] + y[keep],
+            f[box],
+            c0[box] + q[:, 0],
+            r0[box] + q[:, 1],
+        )
+        box, q, qvar, qratio = box[ok], q[ok], qvar[ok], qratio[ok]
+        rows = np.concatenate([np.flatnonzero(keep), box])
+        p_all = np.concatenate([params[keep], q])
+        v_all = np.concatenate([var[keep], qvar])
+        order = np.argsort(f[rows], kind="stable")
+        rows, p_all, v_all = rows[order], p_all[order], v_all[order]
+        r_all = np.concatenate([ratio[keep], qratio])[order]
+        sx, sy = cal.widths(p_all[:, 4])
         to_photons = 1.0 / cam["quantum_efficiency"]
         table = pd.DataFrame(
             {
-                "frame": f[keep].astype(np.int64),
-                "x_nm": (c0[keep] + x[keep] + 0.5) * px,
-                "y_nm": (r0[keep] + y[keep] + 0.5) * px,
-                "z_nm": z[keep],
-                "photons": n[keep] * to_photons,
-                "background": params[keep, 3] * to_photons,
+                "frame": f[rows].astype(np.int64),
+                "x_nm": (c0[rows] + p_all[:, 0] + 0.5) * px,
+                "y_nm": (r0[rows] + p_all[:, 1] + 0.5) * px,
+                "z_nm": p_all[:, 4],
+                "photons": p_all[:, 2] * to_photons,
+                "background": p_all[:, 3] * to_photons,
                 "sigma_x_nm": sx,
                 "sigma_y_nm": sy,
-                "uncertainty_nm": np.sqrt(0.5 * (var[keep, 0] + var[keep, 1])) * px,
-                "uncertainty_z_nm": np.sqrt(var[keep, 4]),
-                "deviance_ratio": ratio[keep],
-                "score": strength[keep],
+                "uncertainty_nm": np.sqrt(0.5 * (v_all[:, 0] + v_all[:, 1])) * px,
+                "uncertainty_z_nm": np.sqrt(v_all[:, 4]),
+                "deviance_ratio": r_all,
+                "score": strength[rows],
             },
             columns=list(ASTIG_COLUMNS),
         )
@@ -916,6 +994,70 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
                 var[sl] = v[good][:, own]
                 conv[sl] = True
                 dev[sl] = _deviance(data[sl], mu[good])
+
+    def _split_poor_fits(self, data, params, conv, var, dev, widths, bounds):
+        """Refit poor fits with a second emitter at the residual's peak (in place).
+
+        A box whose fit explains its pixels badly often holds an emitter
+        that was not detected (too close to the first). The second emitter
+        starts at the maximum of the smoothed residual; the two-emitter fit
+        replaces the single one when it lowers the deviance by more than
+        :data:`_SPLIT_MIN_GAIN` (in units of the counts' variance factor).
+
+        Returns the second emitters kept, as ``(box index, params (m, 5),
+        variance (m, 5), deviance (m,))`` in the ``[x, y, N, bg, z]`` layout.
+        """
+        size = data.shape[-1]
+        px = float(self.pixel_size_nm)
+        ratio = dev / (self.excess_noise_ * size * size)
+        inside = (params[:, :2] >= -0.5).all(axis=1) & (
+            params[:, :2] <= size - 0.5
+        ).all(axis=1)
+        cand = np.flatnonzero(
+            conv & inside & (ratio > _SPLIT_FROM_RATIO) & np.isfinite(dev)
+        )
+        empty = (np.empty(0, np.int64), np.empty((0, 5)), np.empty((0, 5)), [])
+        if not len(cand):
+            return empty
+        single = _ZModel(widths, px, bounds)
+        mu = single(params[cand], size, False)[0]
+        resid = ndimage.uniform_filter(data[cand] - mu, size=(1, 3, 3))
+        peak = resid.reshape(len(cand), -1).argmax(axis=1)
+        r1, c1 = np.divmod(peak, size)
+        n1 = np.maximum(9.0 * resid.reshape(len(cand), -1).max(axis=1), 1.0) * 3.0
+        p0 = params[cand]
+        init = np.column_stack(
+            [
+                p0[:, 0],
+                p0[:, 1],
+                p0[:, 2],
+                p0[:, 4],
+                c1.astype(float),
+                r1.astype(float),
+                n1,
+                np.zeros(len(cand)),
+                p0[:, 3],
+            ]
+        )
+        model = _ZModel(widths, px, bounds, k=2)
+        p, c, mu2, jac = _lm(data[cand], init, model, int(self.max_iter), 1e-4)
+        v = _crlb(mu2, jac, self.excess_noise_)
+        d2 = _deviance(data[cand], mu2)
+        own, other = [0, 1, 2, 8, 3], [4, 5, 6, 8, 7]
+        gain = (dev[cand] - d2) / self.excess_noise_
+        second_in = (p[:, 4:6] >= -0.5).all(axis=1) & (p[:, 4:6] <= size - 0.5).all(
+            axis=1
+        )
+        good = c & (gain > _SPLIT_MIN_GAIN) & second_in
+        good &= (p[:, [2, 6]] > 10 * _MIN_PHOTONS).all(axis=1)
+        good &= np.isfinite(v).all(axis=1)
+        # two emitters less than a pixel apart are one emitter fitted twice
+        good &= np.hypot(p[:, 0] - p[:, 4], p[:, 1] - p[:, 5]) > 1.0
+        idx = cand[good]
+        params[idx] = p[good][:, own]
+        var[idx] = v[good][:, own]
+        dev[idx] = d2[good]
+        return idx, p[good][:, other], v[good][:, other], d2[good]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
