@@ -197,6 +197,7 @@ _EXTRA_RESULTS = (
     "stack.md",
     "scale.md",
     "fuzz.md",
+    "postprocessing.md",
 )
 
 
