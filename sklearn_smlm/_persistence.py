@@ -38,7 +38,7 @@ def save_model(localizer, path):
     import torch
 
     state = localizer.regressor_._state()
-    objects = ("normalizer", "refiner")
+    objects = ("normalizer", "refiner", "camera")
     params = {
         k: v for k, v in localizer.get_params(deep=False).items() if k not in objects
     }

@@ -157,7 +157,7 @@ class Camera:
         """``e_per_adu / em_gain / quantum_efficiency`` (a map for sCMOS maps)."""
         return self.e_per_adu / self.em_gain / self.quantum_efficiency
 
-    def get_params(self):
+    def as_dict(self):
         """Return the fields as a dict (maps as read-only arrays)."""
         return {name: getattr(self, name) for name in _FIELDS}
 
@@ -172,7 +172,7 @@ class Camera:
         unknown = sorted(set(changes) - set(_FIELDS))
         if unknown:
             raise TypeError(f"Camera has no field(s) {unknown}; fields: {_FIELDS}.")
-        return Camera(**{**self.get_params(), **changes})
+        return Camera(**{**self.as_dict(), **changes})
 
     def crop(self, rows, cols):
         """Return the camera of a window of the sensor (for a cropped stack).
@@ -196,7 +196,7 @@ class Camera:
         """
         if not (isinstance(rows, slice) and isinstance(cols, slice)):
             raise TypeError("rows and cols must be slices, e.g. slice(0, 64).")
-        params = self.get_params()
+        params = self.as_dict()
         for name in _MAP_FIELDS:
             if np.ndim(params[name]):
                 params[name] = params[name][rows, cols]

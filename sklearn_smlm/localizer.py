@@ -506,6 +506,12 @@ class DistanceTransformLocalizer(BaseEstimator):
         it the camera's ``baseline_adu``, ``e_per_adu`` and ``em_gain``. This
         keeps the network's recall at high density and adds the precision of
         a fit on sparse spots.
+    camera : Camera, optional
+        The camera of the frames to localize; set it, also on a fitted or
+        loaded localizer (``set_params(camera=...)``), to convert ADU to
+        photons before the normalizer (which then uses this camera instead of
+        its own) and to give the ``refiner`` the same camera. None keeps the
+        fitted normalizer's conversion.
     pixel_size_nm, upscaling, alpha, d_max, n_layers, n_channels, upsampling, \
 stages, dropout, max_epochs, batch_size, lr, validation_fraction, patience, \
 augment, precision, device, random_state, verbose
@@ -541,6 +547,7 @@ augment, precision, device, random_state, verbose
         threshold=300.0,
         min_distance=1,
         refiner=None,
+        camera=None,
         pixel_size_nm=100.0,
         upscaling=7,
         alpha=7.0,
@@ -565,6 +572,7 @@ augment, precision, device, random_state, verbose
         self.threshold = threshold
         self.min_distance = min_distance
         self.refiner = refiner
+        self.camera = camera
         self.pixel_size_nm = pixel_size_nm
         self.upscaling = upscaling
         self.alpha = alpha
@@ -848,8 +856,21 @@ augment, precision, device, random_state, verbose
         if batch_size is None:
             batch_size = self.prediction_batch_size(frames.shape[1:])
         if not normalized:
-            frames = self.normalizer_.transform(frames)
+            frames = self._prediction_normalizer().transform(frames)
         return self.regressor_._iter_maps(frames, batch_size)
+
+    def _prediction_normalizer(self):
+        """Return the fitted normalizer, with ``camera`` when one is set."""
+        if self.camera is None:
+            return self.normalizer_
+        if "camera" not in self.normalizer_.get_params():
+            raise TypeError(
+                f"camera needs a normalizer with a camera parameter (such as "
+                f"FrameNormalizer), got {type(self.normalizer_).__name__}."
+            )
+        params = dict.fromkeys(("baseline_adu", "e_per_adu", "em_gain"))
+        params.update(quantum_efficiency=None, camera=self.camera)
+        return clone(self.normalizer_).set_params(**params)
 
     def _peak_columns(self, maps, frame_offset):
         return localization_columns(
@@ -903,6 +924,8 @@ augment, precision, device, random_state, verbose
         if self.refiner is None:
             return table
         refiner = self.refiner
+        if self.camera is not None and refiner.get_params().get("camera") is None:
+            refiner = clone(refiner).set_params(camera=self.camera)
         if refiner.get_params().get("pixel_size_nm") != self.pixel_size_nm:
             refiner = clone(refiner).set_params(pixel_size_nm=self.pixel_size_nm)
         if not hasattr(refiner, "e_per_count_"):

@@ -11,6 +11,7 @@ from ._validation import check_frames, check_positive
 __all__ = ["FrameNormalizer"]
 
 _METHODS = ("robust", "noise")
+_CAMERA_PARAMS = ("baseline_adu", "e_per_adu", "em_gain", "quantum_efficiency")
 # Median absolute deviation of a normal variable, in standard deviations; the
 # difference of two pixels has sqrt(2) times the pixel noise.
 _MAD_TO_SIGMA = 1.482602218505602 / np.sqrt(2.0)
@@ -22,8 +23,11 @@ _RELATIVE_FLOOR = 1e-3
 class FrameNormalizer(TransformerMixin, BaseEstimator):
     """Bring camera frames to a common scale: background 0, signal about 1.
 
-    Optionally converts ADU to photons first, ``(ADU - baseline_adu) *
-    e_per_adu / em_gain / quantum_efficiency`` (each factor only when given).
+    Optionally converts ADU to photons first with a :class:`~sklearn_smlm.Camera`
+    (``camera``, :meth:`~sklearn_smlm.Camera.to_photons`), or with the
+    shorthand ``baseline_adu`` ... ``quantum_efficiency``: ``(ADU -
+    baseline_adu) * e_per_adu / em_gain / quantum_efficiency`` (each factor
+    only when given).
     Then each frame ``F`` becomes ``(F - background) / scale`` with
 
     - ``background``: the ``background_percentile`` of the frame's pixels. A
@@ -63,6 +67,11 @@ class FrameNormalizer(TransformerMixin, BaseEstimator):
         Absolute floor on the scale, in photons when the camera is calibrated
         (in the input units otherwise). It keeps the noise of empty frames from
         being amplified, at the cost of the gain invariance.
+    camera : Camera, optional
+        The camera whose ADU are converted to photons, per-pixel sCMOS maps
+        included; instead of ``baseline_adu`` ... ``quantum_efficiency``
+        (giving both is an error). Change it on a fitted localizer with
+        ``localizer.set_params(camera=...)``.
 
     Examples
     --------
@@ -86,6 +95,7 @@ class FrameNormalizer(TransformerMixin, BaseEstimator):
         background_percentile=20.0,
         scale_percentile=99.0,
         min_scale=None,
+        camera=None,
     ):
         self.baseline_adu = baseline_adu
         self.e_per_adu = e_per_adu
@@ -95,8 +105,21 @@ class FrameNormalizer(TransformerMixin, BaseEstimator):
         self.background_percentile = background_percentile
         self.scale_percentile = scale_percentile
         self.min_scale = min_scale
+        self.camera = camera
 
     def _check_params(self):
+        if self.camera is not None:
+            from .camera import Camera
+
+            if not isinstance(self.camera, Camera):
+                what = type(self.camera).__name__
+                raise TypeError(f"camera must be a Camera or None, got {what}.")
+            given = [n for n in _CAMERA_PARAMS if getattr(self, n) is not None]
+            if given:
+                raise ValueError(
+                    f"give the camera or {', '.join(given)}, not both; put "
+                    "every camera value in the Camera."
+                )
         if self.baseline_adu is not None:
             if isinstance(self.baseline_adu, bool) or not isinstance(
                 self.baseline_adu, numbers.Real
@@ -163,7 +186,9 @@ class FrameNormalizer(TransformerMixin, BaseEstimator):
         frames = check_frames(X, dtype=np.float32)
         if isinstance(X, np.ndarray) and np.may_share_memory(frames, X):
             frames = frames.copy()  # normalized in place below
-        frames = self._to_photons(frames)
+        camera = self.get_camera()
+        if camera is not None:
+            frames = camera.to_photons(frames, copy=False)
         n_frames, height, width = frames.shape
         flat = frames.reshape(n_frames, -1)
         n_pixels = flat.shape[1]
@@ -194,19 +219,27 @@ class FrameNormalizer(TransformerMixin, BaseEstimator):
         frames *= (1.0 / scale).astype(np.float32)[:, None, None]
         return frames
 
-    def _to_photons(self, frames):
-        if self.baseline_adu is not None:
-            frames -= np.float32(self.baseline_adu)
-        factor = 1.0
-        if self.e_per_adu is not None:
-            factor *= self.e_per_adu
-        if self.em_gain is not None:
-            factor /= self.em_gain
-        if self.quantum_efficiency is not None:
-            factor /= self.quantum_efficiency
-        if factor != 1.0:
-            frames *= np.float32(factor)
-        return frames
+    def get_camera(self):
+        """Return the :class:`~sklearn_smlm.Camera` that converts ADU, or None.
+
+        ``camera`` itself, or one built from ``baseline_adu`` ...
+        ``quantum_efficiency`` (a value not given leaves that step out), or
+        None when the frames are not converted.
+
+        Returns
+        -------
+        camera : Camera or None
+        """
+        if self.camera is not None:
+            return self.camera
+        given = {n: getattr(self, n) for n in _CAMERA_PARAMS}
+        if all(v is None for v in given.values()):
+            return None
+        from .camera import Camera
+
+        defaults = {"baseline_adu": 0.0, "e_per_adu": 1.0}
+        defaults.update(em_gain=1.0, quantum_efficiency=1.0)
+        return Camera(**{n: defaults[n] if v is None else v for n, v in given.items()})
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -170,6 +170,13 @@ def add_camera(parser):
         help="detected fraction of the photons, in (0, 1]",
         metavar="QE",
     )
+    group.add_argument(
+        "--camera-map",
+        metavar="FILE",
+        help="sCMOS calibration: offset, gain and variance maps as a .npz "
+        "(offset_adu, gain_adu_per_e, variance_adu2) or a 3-page .tif; the "
+        "options above override its scalar values (see sklearn_smlm.Camera)",
+    )
 
 
 def add_simulation_options(p, n_frames):
@@ -333,6 +340,23 @@ def load_cnn(model, device, reporter):
 def camera_options(args):
     names = ("baseline_adu", "e_per_adu", "em_gain", "quantum_efficiency")
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def make_camera(args, base=None):
+    """Return the Camera of the camera options, or None when none is given.
+
+    ``--camera-map`` is read first; the scalar options override its values,
+    or those of ``base`` (a Camera), or the Camera defaults.
+    """
+    from ..camera import Camera
+
+    options = camera_options(args)
+    path = getattr(args, "camera_map", None)
+    if path is not None:
+        return Camera.from_file(path, **options)
+    if not options:
+        return None
+    return base.replace(**options) if base is not None else Camera(**options)
 
 
 def stack_pixel_size(stack, given, reporter):

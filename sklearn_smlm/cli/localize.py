@@ -18,6 +18,7 @@ from ._common import (
     example,
     expand_stack_paths,
     load_cnn,
+    make_camera,
     number,
     positive_int,
     positive_number,
@@ -184,17 +185,6 @@ def run(args, reporter):
     return 0
 
 
-def set_camera(localizer, camera):
-    """Convert ADU to photons in the loaded localizer's normalizer."""
-    import numpy as np
-
-    from ..preprocessing import FrameNormalizer
-
-    params = localizer.normalizer_.get_params(deep=False)
-    params.update(camera)
-    localizer.normalizer_ = FrameNormalizer(**params).fit(np.zeros((1, 2, 2)))
-
-
 def make_localizer(args, pixel_size_nm, reporter):
     """Build the estimator that localizes, set up from the command line."""
     camera = camera_options(args)
@@ -206,6 +196,8 @@ def make_localizer(args, pixel_size_nm, reporter):
         from ..fitting import GaussianFitLocalizer
 
         params = dict(camera, pixel_size_nm=pixel_size_nm)
+        if getattr(args, "camera_map", None) is not None:
+            params = dict(pixel_size_nm=pixel_size_nm, camera=make_camera(args))
         if args.threshold is not None:
             params["threshold"] = args.threshold
         if args.batch_size is not None:
@@ -223,10 +215,12 @@ def make_localizer(args, pixel_size_nm, reporter):
             "differs much from the training data's)"
         )
         loc.pixel_size_nm = pixel_size_nm
-    if camera:
+    camera_map = getattr(args, "camera_map", None)
+    if camera or camera_map is not None:
         if (
             args.method == "cnn"
             and loc.normalizer_.get_params().get("min_scale") is None
+            and camera_map is None
         ):
             # Documented property of FrameNormalizer: without min_scale the
             # normalized frames do not depend on gain or offset.
@@ -234,13 +228,23 @@ def make_localizer(args, pixel_size_nm, reporter):
                 "this model's frame normalization ignores camera gain and offset, "
                 "so the camera options do not change its localizations"
             )
-        set_camera(loc, camera)
+        # the model's own conversion, if any, with the options' values
+        get_camera = getattr(loc.normalizer_, "get_camera", None)
+        base = get_camera() if get_camera is not None else None
+        loc.set_params(camera=make_camera(args, base=base))
     if args.threshold is not None:
         loc.threshold = args.threshold
     if args.method == "hybrid":
+        from ..camera import Camera
         from ..fitting import GaussianFitLocalizer
 
-        loc.refiner = GaussianFitLocalizer(**camera, pixel_size_nm=loc.pixel_size_nm)
+        fitter = GaussianFitLocalizer(pixel_size_nm=loc.pixel_size_nm)
+        if camera_map is not None:
+            fitter.set_params(camera=loc.camera)
+        elif camera:  # the fitter's own baseline (100 ADU) when none is given
+            camera = {"baseline_adu": fitter.baseline_adu, **camera}
+            fitter.set_params(camera=Camera(**camera))
+        loc.refiner = fitter
     return loc
 
 

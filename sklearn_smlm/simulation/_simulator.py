@@ -1,5 +1,6 @@
 """PAFPSimulator: fast, seeded simulation of PALM/STORM movies with their truth."""
 
+import copy
 import functools
 import numbers
 from dataclasses import dataclass
@@ -142,8 +143,11 @@ default="lognormal"
         for each frame.
     background_length_nm : float, default=2000.0
         Wavelength of that modulation.
-    camera : {"emccd", "scmos", "ideal"}, default="emccd"
-        "ideal" returns Poisson photon counts (no QE, gain or offset).
+    camera : {"emccd", "scmos", "ideal"} or Camera, default="emccd"
+        "ideal" returns Poisson photon counts (no QE, gain or offset). A
+        :class:`~sklearn_smlm.Camera` gives all the camera values at once
+        (the parameters below are then not used): with ``em_gain`` above 1
+        the EMCCD model, else the sCMOS model with its per-pixel maps.
     quantum_efficiency : float, default=0.9
         Fraction of photons detected (electrons per photon).
     em_gain : float or (float, float), default=100.0
@@ -439,6 +443,8 @@ default=None
         return int(n_frames)
 
     def _validate(self):
+        if not isinstance(self.camera, str) and self.camera is not None:
+            return self._with_camera_values()._validate()
         shape = _check_shape(self.frame_shape)
         px = _positive(self.pixel_size_nm, "pixel_size_nm")
         ranged = {}
@@ -649,6 +655,43 @@ default=None
             "structure must be 'uniform', 'filaments', an (m, 2) or (m, 3) array of "
             f"points in nm or a 2-D image mask, got an array of shape {arr.shape}."
         )
+
+    def _with_camera_values(self):
+        """Return a copy whose camera parameters are a Camera object's values.
+
+        An EM gain above 1 makes it the EMCCD model, else the sCMOS model
+        with the Camera's per-pixel maps (scalars broadcast to the frame).
+        """
+        from ..camera import Camera
+
+        camera = self.camera
+        if not isinstance(camera, Camera):
+            raise TypeError(
+                f"camera must be one of {_CAMERAS} or a Camera, got {camera!r}."
+            )
+        sim = copy.copy(self)
+        sim.quantum_efficiency = camera.quantum_efficiency
+        if camera.saturation_adu is not None:
+            sim.saturation_adu = camera.saturation_adu
+        if camera.em_gain > 1:
+            if camera.is_per_pixel:
+                raise ValueError(
+                    "the simulator's EMCCD model takes one baseline, gain and read "
+                    "noise; give per-pixel maps with em_gain=1 (sCMOS)."
+                )
+            sim.camera = "emccd"
+            sim.em_gain = camera.em_gain
+            sim.e_per_adu = camera.e_per_adu
+            sim.baseline_adu = camera.baseline_adu
+            sim.read_noise_e = camera.read_noise_e
+            return sim
+        shape = _check_shape(self.frame_shape)
+        camera.check_frame_shape(shape)
+        sim.camera = "scmos"
+        sim.scmos_offset_adu = np.broadcast_to(camera.baseline_adu, shape)
+        sim.scmos_gain_adu_per_e = np.broadcast_to(1.0 / camera.e_per_adu, shape)
+        sim.scmos_read_noise_e = np.broadcast_to(camera.read_noise_e, shape)
+        return sim
 
     def _scmos_maps(self, shape, ranged, fixed, rng):
         baseline = float(np.mean(ranged["baseline"]))
