@@ -75,6 +75,23 @@ def test_merge_to_picasso_and_frc_of_the_result(drifting, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_merge_to_thunderstorm_keeps_the_frame_columns_consistent(drifting):
+    folder, path, table, _ = drifting
+    out = folder / "merged.csv"
+    assert main(["merge", str(path), "-o", str(out), "-q"]) == 0
+    header, first = out.read_text().splitlines()[:2]
+    fields = dict(
+        zip(header.replace('"', "").split(","), first.split(","), strict=True)
+    )
+    # 1-based in the file, like ThunderSTORM's frame
+    assert fields["frame"] == fields["first_frame"] == "1"
+    merged = read_localizations(out)
+    assert (merged["frame"] == merged["first_frame"]).all()
+    assert merged["first_frame"].min() == 0
+    assert (merged["last_frame"] >= merged["first_frame"]).all()
+    assert "id" in merged.columns  # written afresh, not averaged
+
+
 def test_table_commands_fail_in_one_line(drifting, capsys):
     folder, path, _, _ = drifting
     assert (

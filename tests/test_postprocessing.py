@@ -163,6 +163,9 @@ def test_merge_weights_and_columns():
     assert first["background"] == 2.0
     assert (first["n_merged"], first["first_frame"], first["last_frame"]) == (3, 5, 7)
     assert merged["frame"].tolist() == [5, 6]
+    # row ids do not survive merging
+    with_ids = merge_localizations(table.assign(id=[1, 2, 3, 4]), max_distance_nm=40)
+    assert "id" not in with_ids.columns
     # without uncertainties the positions are plain means
     plain = merge_localizations(
         table.drop(columns="uncertainty_nm"), max_distance_nm=40

@@ -32,8 +32,7 @@ def add_output(p):
     p.add_argument(
         "--format",
         choices=TABLE_FORMATS,
-        help="output layout (default: picasso for a .hdf5 name, else thunderstorm; "
-        "in CSV files first_frame/last_frame stay 0-based like the table)",
+        help="output layout (default: picasso for a .hdf5 name, else thunderstorm)",
     )
 
 

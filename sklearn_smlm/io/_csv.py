@@ -43,7 +43,10 @@ THUNDERSTORM_COLUMNS = {
 #: The ``table.attrs`` key recording which ThunderSTORM uncertainty name a
 #: table was read from, so that writing it back uses the same name.
 UNCERTAINTY_ATTR = "thunderstorm_uncertainty_column"
-_INTEGER_COLUMNS = ("id", "frame")
+_INTEGER_COLUMNS = ("id", "frame", "first_frame", "last_frame")
+# frame numbers: 1-based in ThunderSTORM and challenge files, 0-based in memory
+# (first_frame / last_frame are the span of a merged event)
+_FRAME_COLUMNS = ("frame", "first_frame", "last_frame")
 
 
 def _read_text(path):
@@ -186,7 +189,9 @@ def _finish(path, table, *, one_based):
             "frames (format='native')?"
         )
     if one_based:
-        table["frame"] = table["frame"] - 1
+        for column in _FRAME_COLUMNS:
+            if column in table.columns:
+                table[column] = table[column] - 1
     try:
         return validate_localizations(table, name=str(path), copy=False)
     except ValueError as e:
@@ -397,8 +402,8 @@ def _thunderstorm_fields(table, first_id=1):
     for column in table.columns:
         name = to_thunderstorm.get(column, str(column))
         header.append(name)
-        if column == "frame":
-            columns.append(_format_column(table["frame"].to_numpy() + 1))
+        if column in _FRAME_COLUMNS:
+            columns.append(_format_column(table[column].to_numpy() + 1))
         elif column == "id":
             columns.append(_format_column(_ids(table)))
         else:

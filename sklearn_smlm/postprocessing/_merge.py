@@ -127,7 +127,8 @@ def merge_localizations(table, *, max_distance_nm=50.0, max_dark_frames=1):
     (equal weights when the table has no finite positive uncertainties), and
     the merged ``uncertainty_nm`` is ``1 / sqrt(sum(1 / uncertainty_nm^2))``;
     ``photons`` are summed, ``score`` takes the maximum, every other numeric
-    column the mean.
+    column the mean; a row ``id`` column is dropped (writers number the merged
+    rows afresh).
 
     Parameters
     ----------
@@ -204,8 +205,8 @@ def merge_localizations(table, *, max_distance_nm=50.0, max_dark_frames=1):
             m = np.full(n_events, -np.inf)
             np.maximum.at(m, labels, values.to_numpy(dtype=float))
             out[column] = m
-        elif column in ("n_merged", "first_frame", "last_frame"):
-            continue
+        elif column in ("n_merged", "first_frame", "last_frame", "id"):
+            continue  # row ids (ThunderSTORM's) name rows that no longer exist
         else:
             out[column] = (
                 np.bincount(
