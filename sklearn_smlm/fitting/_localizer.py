@@ -539,7 +539,7 @@ class GaussianFitLocalizer(BaseEstimator):
         box_size=None,
         max_emitters=4,
         max_shift_px=0.5,
-        max_local_density_per_um2=1.0,
+        max_local_density_per_um2=0.7,
     ):
         """Refine given detections by Gaussian fits on the raw pixels.
 
@@ -562,7 +562,7 @@ class GaussianFitLocalizer(BaseEstimator):
             A fit that moves its emitter farther than this from the detection
             (in camera pixels) is not trusted (see
             :func:`refine_localizations`); ``None`` accepts any move.
-        max_local_density_per_um2 : float or None, default=1.0
+        max_local_density_per_um2 : float or None, default=0.7
             Detections in denser surroundings keep their position (see
             :func:`refine_localizations`); None fits them all.
 
@@ -637,7 +637,7 @@ def refine_localizations(
     saturation_adu=None,
     max_emitters=4,
     max_shift_px=0.5,
-    max_local_density_per_um2=1.0,
+    max_local_density_per_um2=0.7,
     min_separation_px=0.0,
     max_deviance_ratio=None,
     neighbour_margin_px=0.5,
@@ -700,9 +700,9 @@ saturation_adu
         neighbour or a noise blob (``"moved_from_detection"``). On sparse
         frames: 20.7 nm with no limit, 12.2 nm with 1 px, 11.7 nm with 0.5 px
         (9-pixel boxes). ``None`` accepts any move.
-    max_local_density_per_um2 : float or None, default=1.0
+    max_local_density_per_um2 : float or None, default=0.7
         Detections with more than this many detections per um^2 in the 1 um
-        disc around them (itself included, so 1.0 allows 3) keep their
+        disc around them (itself included: 0.7 allows 2, 1.0 allows 3) keep their
         position (``"crowded"``) and are not fitted. None fits all.
     min_separation_px : float, default=0.0
         Detections with another detection of their joint fit closer than this
@@ -714,8 +714,8 @@ saturation_adu
         excess noise factor; about 1 for a good fit) is above this keep the
         detection (``"poor_fit"``). None (default) does not test.
     neighbour_margin_px : float, default=0.5
-        How far outside the box a neighbour's centre may be and still be
-        fitted jointly.
+        How far outside the box's edge a neighbour's centre may be and still
+        be fitted jointly (at least 0.5 px is used).
 
     Returns
     -------
@@ -812,8 +812,9 @@ saturation_adu
     y_fit = np.where(ok, fit["y"], cy)
     sigma_px = np.where(ok, fit["sigma_px"], (psf_sigma_nm or sigma_init_nm) / px)
     refined = table.copy()
-    refined["x_nm"] = (x_fit + 0.5) * px
-    refined["y_nm"] = (y_fit + 0.5) * px
+    # rows that keep the detection keep its exact values
+    refined["x_nm"] = np.where(ok, (x_fit + 0.5) * px, table["x_nm"].to_numpy())
+    refined["y_nm"] = np.where(ok, (y_fit + 0.5) * px, table["y_nm"].to_numpy())
     refined["photons"] = fit["photons_e"] * e_to_photons
     refined["background"] = fit["background_e"] * e_to_photons
     refined["sigma_nm"] = sigma_px * px

@@ -8,10 +8,13 @@ outside them), and turns them into a per-axis uncertainty with the
 maximum-likelihood form of the Mortensen et al. (2010) formula, scaled by
 calibration constants measured for the detector on simulated data:
 
-    var = a^2 * var_mortensen(sigma, N, b) + c^2
+    var = a^2 * var_mortensen(sigma, N, b) + c^2 + k^2 * exp(-(d / r)^2)
 
-``a`` absorbs the detector's efficiency relative to the bound and ``c`` is a
-floor (the network's error does not fall to zero at high photon counts).
+``a`` absorbs the detector's efficiency relative to the bound, ``c`` is a
+floor (the network's error does not fall to zero at high photon counts) and
+the last term is the crowding error: ``d`` is the distance to the nearest
+other detection of the frame, in pixels (close pairs are where a detector's
+errors are largest).
 
 For a calibrated camera the counts are photoelectrons and an EMCCD's excess
 noise doubles the variance. For an uncalibrated one, an *effective gain*
@@ -25,17 +28,20 @@ sums): its cost is small beside the network's.
 """
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from .._localizations import validate_localizations
 from .._validation import check_frames, check_positive
 
 __all__ = ["estimate_uncertainty", "CNN_UNCERTAINTY_CALIBRATION"]
 
-#: ``(a, c_nm)`` of the pretrained CNNs' positions, measured on simulated
-#: frames only (``benchmarks/diag_precision.py --calibrate``; low and medium
-#: density presets, seeds other than those of the test): the per-axis error
-#: variance regressed on the Mortensen variance (see the module docstring).
-CNN_UNCERTAINTY_CALIBRATION = (1.25, 8.8)
+#: ``(a, c_nm, k_nm, r_px)`` of the pretrained default CNN's positions (see
+#: the module docstring), measured on simulated frames only: ``"low_density"``
+#: preset at 0.3 (200 frames, seed 501) and 1.0 emitters/um^2 (150 frames,
+#: seed 502), chosen so that the SD of the per-axis z-scores is 1 in every
+#: photon tertile. On other seeds and 0.15 emitters/um^2 the SDs were
+#: 0.95-1.17 (``benchmarks/results/precision_diagnostic.md``).
+CNN_UNCERTAINTY_CALIBRATION = (1.01, 6.19, 37.1, 2.58)
 
 _BOX = 9  # box side of the background ring, pixels (4 px from the centre)
 _CORE = 5  # side of the central square whose counts are summed, pixels
@@ -137,8 +143,9 @@ def estimate_uncertainty(
         factor ``F^2 = 2``.
     quantum_efficiency : float, default=1.0
         Divides the counts to report photons.
-    calibration : (float, float), default=CNN_UNCERTAINTY_CALIBRATION
-        ``(a, c_nm)`` of the detector (see the module docstring).
+    calibration : tuple of 4 floats, default=CNN_UNCERTAINTY_CALIBRATION
+        ``(a, c_nm, k_nm, r_px)`` of the detector (see the module
+        docstring); ``(1, 0, 0, 1)`` is the plain Mortensen formula.
     only_missing : bool, default=True
         Keep the values of rows that already have a finite
         ``uncertainty_nm`` from a fit (``fit_ok`` true where that column
@@ -158,9 +165,11 @@ def estimate_uncertainty(
     >>> from sklearn_smlm.fitting import estimate_uncertainty
     >>> from sklearn_smlm.fitting._gauss import gaussian_model
     >>> # expected counts of a 2000-photon spot on 20 photons/px, 1 e/ADU
-    >>> frames = 100.0 + gaussian_model(np.array([[10.0, 10.0, 2000.0, 20.0, 1.1]]), 21)
+    >>> p = np.array([[10.0, 10.0, 2000.0, 20.0, 1.1]])
+    >>> frames = 100.0 + gaussian_model(p, 21)
     >>> dets = pd.DataFrame({"frame": [0], "x_nm": [1050.0], "y_nm": [1050.0]})
-    >>> out = estimate_uncertainty(frames, dets, e_per_adu=1.0, calibration=(1.0, 0.0))
+    >>> plain = (1.0, 0.0, 0.0, 1.0)  # the Mortensen formula, not calibrated
+    >>> out = estimate_uncertainty(frames, dets, e_per_adu=1.0, calibration=plain)
     >>> photons, background = out.loc[0, ["photons", "background"]]
     >>> round(float(photons), -2), round(float(background))
     (2000.0, 20)
@@ -173,7 +182,7 @@ def estimate_uncertainty(
     if e_per_adu is not None:
         check_positive(e_per_adu, "e_per_adu")
     check_positive(em_gain, "em_gain")
-    a, c_nm = calibration
+    a, c_nm, k_nm, r_px = calibration
     table = validate_localizations(table, name="table")
     out = table.copy()
     n = len(table)
@@ -232,7 +241,17 @@ def estimate_uncertainty(
     # Mortensen et al. (2010), maximum-likelihood form (no 16/9), per axis
     sa2 = sigma_px**2 + 1.0 / 12.0
     var_px2 = excess * sa2 / photons * (1.0 + 8.0 * np.pi * sa2 * background / photons)
-    var_nm2 = a * a * var_px2 * px * px + c_nm * c_nm
+    # nearest other detection of the same frame, among all rows of the table
+    points = np.column_stack(
+        [table["x_nm"].to_numpy() / px, table["y_nm"].to_numpy() / px]
+    )
+    points = np.column_stack([points, table["frame"].to_numpy() * 1e6])
+    if len(points) > 1:
+        nearest = cKDTree(points).query(points[todo], k=2)[0][:, 1]
+    else:
+        nearest = np.full(len(todo), np.inf)
+    crowding = np.exp(-((nearest / r_px) ** 2))
+    var_nm2 = a * a * var_px2 * px * px + c_nm * c_nm + k_nm * k_nm * crowding
     for name, values in (
         ("photons", photons / quantum_efficiency),
         ("background", background / quantum_efficiency),

@@ -1,0 +1,199 @@
+"""Refinement that never hurts, and an uncertainty for every localization."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sklearn_smlm.fitting import (
+    GaussianFitLocalizer,
+    estimate_uncertainty,
+    gaussian_model,
+    refine_localizations,
+)
+from sklearn_smlm.fitting._uncertainty import effective_gain
+
+PX = 100.0
+
+
+def spots(n_frames, positions, photons=2000.0, bg=20.0, sigma=1.1, size=32, seed=0):
+    """Poisson frames (offset 100) with spots at ``positions`` (pixels, per frame)."""
+    rng = np.random.default_rng(seed)
+    mean = np.full((n_frames, size, size), bg)
+    box = 15
+    for f in range(n_frames):
+        for x, y in positions:
+            r0, c0 = int(y) - box // 2, int(x) - box // 2
+            p = np.array([[x - c0, y - r0, photons, 0.0, sigma]])
+            mean[f, r0 : r0 + box, c0 : c0 + box] += gaussian_model(p, box)[0]
+    return 100.0 + rng.poisson(mean).astype(float), rng
+
+
+def table_of(n_frames, positions):
+    rows = [
+        (f, (x + 0.5) * PX, (y + 0.5) * PX)
+        for f in range(n_frames)
+        for x, y in positions
+    ]
+    return pd.DataFrame(rows, columns=["frame", "x_nm", "y_nm"])
+
+
+def test_crowded_detections_keep_their_position_and_isolated_ones_are_fitted():
+    # a cluster of 4 detections within 1 um, and one isolated spot
+    cluster = [(8.2, 8.1), (10.1, 8.3), (8.4, 10.2), (10.3, 10.4)]
+    lone = [(24.3, 23.8)]
+    frames, rng = spots(3, cluster + lone)
+    dets = table_of(3, cluster + lone)
+    dets[["x_nm", "y_nm"]] += rng.normal(0.0, 20.0, (len(dets), 2))
+    out = refine_localizations(frames, dets)
+    crowded = np.tile([True] * 4 + [False], 3)
+    # 4 detections in a 1 um disc is 1.27 per um^2, above the default 0.7
+    assert (out["fit_status"][crowded] == "crowded").all()
+    np.testing.assert_array_equal(out.loc[crowded, "x_nm"], dets.loc[crowded, "x_nm"])
+    assert out["fit_ok"][~crowded].all()
+    truth = table_of(3, cluster + lone)
+    err_fit = np.hypot(
+        *(out.loc[~crowded, ["x_nm", "y_nm"]] - truth[~crowded]).T.values[1:]
+    )
+    err_det = np.hypot(
+        *(dets.loc[~crowded, ["x_nm", "y_nm"]] - truth[~crowded]).T.values[1:]
+    )
+    assert err_fit.mean() < err_det.mean()
+    # the rule can be switched off: then the cluster is fitted too
+    free = refine_localizations(frames, dets, max_local_density_per_um2=None)
+    assert not (free["fit_status"] == "crowded").any()
+
+
+def test_neighbour_just_outside_the_box_is_fitted_jointly():
+    # two spots 5.5 px apart: outside each other's 9 px box (4.5 px half side)
+    # but their light overlaps; the neighbour is a member of the joint fit
+    pair = [(12.1, 15.1), (17.6, 15.3)]
+    frames, _ = spots(20, pair, photons=3000.0, seed=1)
+    dets = table_of(20, pair)
+    joint = refine_localizations(
+        frames,
+        dets,
+        box_size=9,
+        neighbour_margin_px=1.5,
+        max_local_density_per_um2=None,
+    )
+    alone = refine_localizations(
+        frames,
+        dets,
+        box_size=9,
+        neighbour_margin_px=0.0,
+        max_local_density_per_um2=None,
+    )
+    assert (joint["n_emitters"] == 2).all() and (alone["n_emitters"] == 1).all()
+    truth = dets[["x_nm", "y_nm"]].to_numpy()
+    bias_joint = (joint[["x_nm", "y_nm"]].to_numpy() - truth)[:, 0]
+    bias_alone = (alone[["x_nm", "y_nm"]].to_numpy() - truth)[:, 0]
+    # a single fit is pulled towards the unmodelled neighbour, outwards
+    # for the left spot (+x) and the right one (-x)
+    left = np.arange(len(dets)) % 2 == 0
+    assert bias_alone[left].mean() > 2.0 and bias_alone[~left].mean() < -2.0
+    assert abs(bias_joint[left].mean()) < 1.0 and abs(bias_joint[~left].mean()) < 1.0
+
+
+def test_classical_predict_splits_a_pair_seen_as_one_spot():
+    # two spots 2 px apart along x: one candidate, two emitters after the split
+    pair = [(14.0, 15.2), (16.0, 15.2)]
+    frames, _ = spots(10, pair, photons=4000.0, seed=2)
+    table = GaussianFitLocalizer(box_size=7, threshold=4.0).fit().predict(frames)
+    counts = table.groupby("frame").size()
+    assert (counts == 2).mean() >= 0.8
+    truth = table_of(10, pair)
+    for f in range(10):
+        got = table[table["frame"] == f][["x_nm", "y_nm"]].to_numpy()
+        want = truth[truth["frame"] == f][["x_nm", "y_nm"]].to_numpy()
+        if len(got) == 2:
+            d = np.hypot(*(got[:, None, :] - want[None, :, :]).transpose(2, 0, 1))
+            assert d.min(axis=0).max() < 40.0
+
+
+def test_estimate_uncertainty_by_hand():
+    # expected counts, so the box sums are exact: 2000 photons on 20 per pixel
+    frames = 100.0 + np.full((1, 21, 21), 20.0)
+    frames[0] += gaussian_model(np.array([[10.0, 10.0, 2000.0, 0.0, 1.1]]), 21)[0]
+    dets = pd.DataFrame({"frame": [0], "x_nm": [1050.0], "y_nm": [1050.0]})
+    out = estimate_uncertainty(
+        frames, dets, e_per_adu=1.0, calibration=(1.0, 0.0, 0.0, 1.0)
+    )
+    # (the ring, 4 px from the centre, still holds 0.1 photon of the spot)
+    assert out["background"].iloc[0] == pytest.approx(20.0, abs=0.2)
+    assert out["photons"].iloc[0] == pytest.approx(2000.0, rel=0.01)
+    # Mortensen et al. (2010), maximum-likelihood form, per axis, by hand
+    sa2 = 1.1**2 + 1 / 12
+    var = sa2 / 2000.0 * (1 + 8 * np.pi * sa2 * 20.0 / 2000.0)
+    assert out["uncertainty_nm"].iloc[0] == pytest.approx(np.sqrt(var) * PX, rel=0.02)
+    # an EMCCD doubles the variance; the calibration scales it and adds a floor
+    em = estimate_uncertainty(
+        100.0 + (frames - 100.0) * 2.0,
+        dets,
+        e_per_adu=50.0,
+        em_gain=100.0,
+        calibration=(1.25, 8.8, 0.0, 1.0),
+    )
+    assert em["photons"].iloc[0] == pytest.approx(2000.0, rel=0.01)
+    expected = np.sqrt(1.25**2 * 2 * var * PX**2 + 8.8**2)
+    assert em["uncertainty_nm"].iloc[0] == pytest.approx(expected, rel=0.02)
+
+
+def test_fit_rows_keep_the_crlb_and_other_rows_get_the_estimate():
+    frames, _ = spots(2, [(10.2, 9.7), (22.4, 21.9)])
+    dets = table_of(2, [(10.2, 9.7), (22.4, 21.9)])
+    refined = refine_localizations(frames, dets, psf_sigma_nm=110.0)
+    refined.loc[0, "fit_ok"] = False  # as if its fit had failed
+    out = estimate_uncertainty(frames, refined, e_per_adu=1.0)
+    kept = refined["fit_ok"].to_numpy()
+    np.testing.assert_array_equal(
+        out.loc[kept, "uncertainty_nm"], refined.loc[kept, "uncertainty_nm"]
+    )
+    assert out.loc[0, "uncertainty_nm"] != refined.loc[0, "uncertainty_nm"]
+    assert np.isfinite(out[["photons", "background", "uncertainty_nm"]]).all().all()
+
+
+def test_effective_gain_of_a_poisson_background():
+    rng = np.random.default_rng(3)
+    for gain in (1.0, 4.0):
+        ring = 100.0 + gain * rng.poisson(50.0, (2000, 32))
+        assert np.median(effective_gain(ring, 100.0)) == pytest.approx(gain, rel=0.15)
+    assert np.isnan(effective_gain(np.full((1, 32), 90.0), 100.0)).all()
+
+
+def test_estimate_uncertainty_rejects_bad_input():
+    frames = np.full((1, 16, 16), 100.0)
+    with pytest.raises(ValueError, match="frame 3"):
+        estimate_uncertainty(
+            frames, pd.DataFrame({"frame": [3], "x_nm": [1.0], "y_nm": [1.0]})
+        )
+    with pytest.raises(ValueError, match="9-pixel box"):
+        estimate_uncertainty(
+            np.full((1, 8, 8), 100.0),
+            pd.DataFrame({"frame": [0], "x_nm": [1.0], "y_nm": [1.0]}),
+        )
+
+
+def test_cnn_uncertainty_is_calibrated_per_photon_tertile():
+    # the definition of calibrated (issue 16): on simulated frames the per-axis
+    # z-scores, error / uncertainty_nm, have a standard deviation in 0.8-1.25
+    # in every tertile of the true photon counts (pretrained CNN, sparse frames)
+    from sklearn_smlm import DistanceTransformLocalizer, PAFPSimulator
+    from sklearn_smlm.metrics import match_localizations
+
+    sim = PAFPSimulator.from_preset("low_density", random_state=11)
+    X, truth = sim.simulate(60, return_table=True)
+    loc = DistanceTransformLocalizer.pretrained("default", device="cpu")
+    table = loc.predict(X)
+    out = estimate_uncertainty(X, table, e_per_adu=50.0, em_gain=100.0)
+    pairs = match_localizations(
+        truth[["frame", "x_nm", "y_nm"]], out, tolerance_nm=250.0
+    )
+    ti, pi = pairs["true_index"].to_numpy(), pairs["pred_index"].to_numpy()
+    u = out["uncertainty_nm"].to_numpy()[pi]
+    zx = (out["x_nm"].to_numpy()[pi] - truth["x_nm"].to_numpy()[ti]) / u
+    zy = (out["y_nm"].to_numpy()[pi] - truth["y_nm"].to_numpy()[ti]) / u
+    photons = truth["photons"].to_numpy()[ti]
+    edges = np.quantile(photons, [0, 1 / 3, 2 / 3, 1])
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        sel = (photons >= lo) & (photons <= hi)
+        assert 0.8 <= np.r_[zx[sel], zy[sel]].std() <= 1.25
