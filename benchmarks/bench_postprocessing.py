@@ -164,11 +164,106 @@ def frc_rows(seed):
     return pd.DataFrame(rows)
 
 
+PICASSO_SCRIPT = """
+import json, sys, time
+import numpy as np
+from picasso import io, postprocess
+locs, info = io.load_locs(sys.argv[1])
+out = {"n_loaded": len(locs)}
+for seg in (1000, 500):
+    t0 = time.perf_counter()
+    drift = postprocess.undrift(locs, info, seg, display=False)[0]
+    out[str(seg)] = {
+        "seconds": time.perf_counter() - t0,
+        "dx_px": np.asarray(drift["x"], dtype=float).tolist(),
+        "dy_px": np.asarray(drift["y"], dtype=float).tolist(),
+    }
+print(json.dumps(out))
+"""
+
+
+def picasso_rows(n_frames, seed, python, out):
+    """Picasso's own RCC (postprocess.undrift) on our Picasso file of one case."""
+    import json
+    import subprocess
+    import tempfile
+    import warnings
+
+    from sklearn_smlm.io import write_picasso_hdf5
+
+    drift = simulate_drift(n_frames, random_state=seed)
+    truth_xy = drift[["dx_nm", "dy_nm"]].to_numpy()
+    table, _ = simulate_localizations(
+        n_frames, drift=drift, random_state=seed, density_per_um2=0.5
+    )
+    rows = []
+    t0 = time.perf_counter()
+    ours = DriftCorrector().fit(table)
+    rows.append(_drift_row("sklearn-smlm RCC, 500", ours.drift_, truth_xy, t0))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "locs.hdf5"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # edge rows Picasso drops; counted below
+            write_picasso_hdf5(
+                table,
+                path,
+                pixel_size_nm=100.0,
+                frame_shape=(128, 128),
+                n_frames=n_frames,
+            )
+        result = subprocess.run(
+            [python, "-c", PICASSO_SCRIPT, str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=3600,
+        )
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    for seg in ("1000", "500"):
+        d = data[seg]
+        curve = pd.DataFrame(
+            {
+                "dx_nm": np.array(d["dx_px"]) * 100.0,
+                "dy_nm": np.array(d["dy_px"]) * 100.0,
+            }
+        )
+        row = _drift_row(f"Picasso undrift, {seg}", curve, truth_xy, None)
+        row["fit_s"] = round(d["seconds"], 1)
+        rows.append(row)
+    for row in rows:
+        row["locs"] = (
+            data["n_loaded"] if row["case"].startswith("Picasso") else len(table)
+        )
+        print(row, flush=True)
+    return pd.DataFrame(rows)
+
+
+def _drift_row(name, curve, truth_xy, t0):
+    err = curve[["dx_nm", "dy_nm"]].to_numpy() - truth_xy
+    rms = np.sqrt(np.mean(err**2, axis=0))
+    about = err.std(axis=0)
+    return {
+        "case": name,
+        "fit_s": None if t0 is None else round(time.perf_counter() - t0, 1),
+        "rms_x_nm": round(rms[0], 2),
+        "rms_y_nm": round(rms[1], 2),
+        "rms_x_about_mean_nm": round(about[0], 2),
+        "rms_y_about_mean_nm": round(about[1], 2),
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4,000 frames")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--picasso-python",
+        metavar="PATH",
+        help="a Python with picassosr: compare Picasso's postprocess.undrift on our "
+        "Picasso HDF5 file of the 0.5 /um^2 case (results/postprocessing_picasso.md) "
+        "and skip the other sections",
+    )
     args = parser.parse_args(argv)
     out = args.out or (
         ROOT / "benchmarks" / "results" / ("quick" if args.quick else "")
@@ -176,6 +271,23 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     n_frames = 4000 if args.quick else 20000
     conditions = Conditions(argv)
+    if args.picasso_python:
+        picasso = picasso_rows(n_frames, args.seed, args.picasso_python, out)
+        conditions.close()
+        picasso.to_csv(out / "postprocessing_picasso.csv", index=False)
+        (out / "postprocessing_picasso.md").write_text(
+            "# Drift correction: sklearn-smlm and Picasso on the same file\n\n"
+            + conditions.markdown()
+            + f"\n{n_frames:,} frames, 0.5 emitters/um^2 (the drift section's case), "
+            "written with `write_picasso_hdf5` and loaded by Picasso's `io.load_locs` "
+            "(which drops the rows within half a pixel of the left or top edge). "
+            "Picasso's curve is not pinned at frame 0, so compare the RMS about the "
+            "mean. Segment lengths in frames.\n\n"
+            + picasso.to_markdown(index=False)
+            + "\n"
+        )
+        print(picasso.to_string(index=False))
+        return
     drift = drift_rows(n_frames, args.seed)
     merge = merge_rows(n_frames, args.seed)
     frc = frc_rows(args.seed)
