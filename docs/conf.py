@@ -198,6 +198,7 @@ _EXTRA_RESULTS = (
     "scale.md",
     "fuzz.md",
     "postprocessing.md",
+    "postprocessing_picasso.md",
 )
 
 
