@@ -287,7 +287,12 @@ def conditions_problems(
     """
     problems = []
     n_det = estimate.get("n_detections", 0)
-    if n_det >= MIN_NOISE_DETECTIONS and (
+    if estimate.get("n_bright_spots", 1) == 0:
+        problems.append(
+            "no spot stands clearly above the noise (wavelet SNR >= "
+            f"{BRIGHT_SNR:g}): they look like pure background"
+        )
+    elif n_det >= MIN_NOISE_DETECTIONS and (
         estimate["n_bright_spots"] < BRIGHT_FRACTION * n_det
     ):
         problems.append(
@@ -418,3 +423,49 @@ def choose_pretrained(frames, *, pixel_size_nm=100.0, device="auto"):
         ):
             return name, estimate
     return "default", estimate
+
+
+# --------------------------------------------------------------- decision
+def drop_noise_frames(frames, table, min_frame_snr):
+    """Drop the detections of frames without a spot of ``min_frame_snr``.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (n_frames, height, width)
+        Raw camera frames.
+    table : DataFrame
+        Their localizations (``frame`` 0-based within ``frames``).
+    min_frame_snr : float or None
+        A frame keeps its detections if its wavelet detection image
+        (:func:`~sklearn_smlm.fitting.detect_candidates`) has a local maximum
+        of at least this many noise standard deviations; ``None`` keeps all.
+
+    Returns
+    -------
+    table : DataFrame
+        The rows kept, index reset (the same object when nothing is dropped).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> frames = rng.poisson(20.0, (2, 32, 32)).astype(np.float32)
+    >>> frames[1, 10, 12] += 400.0
+    >>> table = pd.DataFrame({"frame": [0, 1], "x_nm": [500.0, 1250.0],
+    ...                       "y_nm": [500.0, 1050.0]})
+    >>> drop_noise_frames(frames, table, 6.0)["frame"].tolist()
+    [1]
+    """
+    if min_frame_snr is None or len(table) == 0:
+        return table
+    from .fitting import detect_candidates
+
+    bright = detect_candidates(
+        np.asarray(frames, dtype=np.float32), threshold=float(min_frame_snr)
+    )[0]
+    has_spot = np.zeros(len(frames), dtype=bool)
+    has_spot[bright] = True
+    keep = has_spot[table["frame"].to_numpy()]
+    if keep.all():
+        return table
+    return table[keep].reset_index(drop=True)

@@ -62,6 +62,13 @@ def model():
     return get
 
 
+def clone_pretrained(loc):
+    """A copy of a loaded model whose parameters can change (shares weights)."""
+    import copy
+
+    return copy.copy(loc)
+
+
 def _predict_recording(loc, X):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -98,10 +105,30 @@ def test_in_range_data_do_not_warn(sparse, dense_2013_like, model):
         model("dense_2013").predict(dense_2013_like)
 
 
-def test_pure_noise_warns(noise, model):
-    _, caught = _predict_recording(model("dense_2013"), noise)
+@pytest.mark.parametrize("name", ["default", "dense_2013"])
+def test_pure_noise_warns_and_gives_no_detection(noise, model, name):
+    table, caught = _predict_recording(model(name), noise)
     assert len(caught) == 1
-    assert "noise" in str(caught[0].message)
+    assert "pure background" in str(caught[0].message)
+    # the frame test (min_frame_snr=6 in the shipped files) drops them all
+    assert len(table) == 0
+    loc = clone_pretrained(model(name)).set_params(min_frame_snr=None)
+    table, caught = _predict_recording(loc, noise)
+    assert len(table) > 0 and len(caught) == 1
+
+
+def test_noise_like_detections_warn():
+    est = {
+        "n_detections": 50,
+        "n_bright_spots": 3,
+        "density_per_um2": 0.1,
+        "noise_fraction": 0.3,
+        "psf_sigma_px": float("nan"),
+    }
+    problems = conditions_problems(SHIPPED_CONDITIONS["default"], est)
+    assert problems == [
+        "its 50 detections look like noise (the raw frames hold 3 clearly bright spots)"
+    ]
 
 
 def test_iter_predict_warns_once_over_many_chunks(sparse, model):
@@ -164,3 +191,24 @@ def test_conditions_are_saved_and_old_files_load(tmp_path, model):
 @pytest.mark.parametrize("name", sorted(SHIPPED_CONDITIONS))
 def test_shipped_models_record_their_conditions(name, model):
     assert model(name).conditions_ == SHIPPED_CONDITIONS[name]
+
+
+def test_cli_auto_model_and_one_line_warning(sparse, tmp_path, capsys):
+    from sklearn_smlm.cli import main
+    from sklearn_smlm.io import write_stack
+
+    path = tmp_path / "sparse.tif"
+    write_stack(path, np.clip(sparse[0], 0, 65535).astype(np.uint16))
+    out = str(tmp_path / "locs.csv")
+    assert main(["localize", str(path), "-o", out, "--model", "auto"]) == 0
+    err = capsys.readouterr().err
+    assert "--model auto: default" in err and "warning" not in err
+    assert main(["localize", str(path), "-o", out, "--model", "dense_2013"]) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if "warning:" in x]
+    assert len(lines) == 1
+    assert lines[0].startswith("sklearn-smlm localize: warning: model 'dense_2013'")
+
+
+def test_pretrained_auto_needs_frames():
+    with pytest.raises(ValueError, match="frames="):
+        DistanceTransformLocalizer.pretrained("auto")
