@@ -21,9 +21,13 @@ import time
 import numpy as np
 
 from sklearn_smlm import DistanceTransformLocalizer, PAFPSimulator
+from sklearn_smlm._conditions import SHIPPED_CONDITIONS
 from sklearn_smlm.metrics import localization_metrics
 from sklearn_smlm.peaks import maps_to_localizations
 from sklearn_smlm.simulation import PRESETS
+
+#: See scripts/add_model_conditions.py.
+MIN_FRAME_SNR = 6.0
 
 # Shared by every condition: EMCCD-like cameras of many gains and offsets (the
 # per-frame normalization removes them), PSF FWHM 200-350 nm.
@@ -290,6 +294,14 @@ def main(argv=None):
         "threshold_sweep": {str(t): round(s, 4) for t, s in scores.items()},
         "validation_at_threshold": validation,
     }
+    # What the model was made for (checked by predict, see _conditions.py),
+    # and the frame test of the shipped models (no detection in a frame
+    # without a spot of 6 noise standard deviations).
+    shipped_as = {"bt_hd_2013_uniform": "bt_hd_2013"}  # the shipped file's set
+    loc.conditions_ = SHIPPED_CONDITIONS.get(
+        shipped_as.get(args.conditions, args.conditions)
+    )
+    loc.set_params(min_frame_snr=MIN_FRAME_SNR)
     path = loc.save(args.out)
     print(json.dumps(validation, indent=1))
     print(f"saved {path}")
