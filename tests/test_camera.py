@@ -3,6 +3,7 @@
 import copy
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 from sklearn.base import clone
@@ -143,9 +144,11 @@ def test_fitter_with_a_camera_equals_the_shorthand():
     camera = GaussianFitLocalizer(camera=Camera(**EMCCD)).fit().predict(X)
     assert len(short) > 0
     assert camera.equals(short)
-    per_pixel = Camera(baseline_adu=np.full((24, 24), 100.0))
-    with pytest.raises(ValueError, match="per-pixel sCMOS maps"):
-        GaussianFitLocalizer(camera=per_pixel).fit()
+    # flat per-pixel maps (the sCMOS path of the fit, issue 16) give the same
+    # localizations
+    flat = dict(EMCCD, baseline_adu=np.full((24, 24), EMCCD["baseline_adu"]))
+    per_pixel = GaussianFitLocalizer(camera=Camera(**flat)).fit().predict(X)
+    pd.testing.assert_frame_equal(per_pixel, short, check_exact=False, rtol=1e-9)
 
 
 def test_camera_of_a_loaded_localizer_is_a_parameter():

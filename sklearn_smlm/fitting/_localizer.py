@@ -163,6 +163,32 @@ def _boxes(frames, f, row, col, size):
     return boxes.astype(np.float64), r0, c0
 
 
+def _box_counts(frames, f, row, col, size, p, derived):
+    """Boxes in ADU and in counts, and the read-noise variance of their pixels.
+
+    Counts are ``(ADU - baseline) * e_per_adu / em_gain``, with per-pixel
+    maps where the camera has them (``p["pixel_maps"]``); the variance (in
+    squared counts, None without maps) is the read noise's, for the
+    likelihood of :func:`fit_boxes`.
+    """
+    raw, r0, c0 = _boxes(frames, f, row, col, size)
+    maps = p.get("pixel_maps")
+    if maps is None:
+        return raw, r0, c0, (raw - p["baseline_adu"]) * derived["e_per_count"], None
+    if maps["baseline_adu"].shape != frames.shape[1:]:
+        raise ValueError(
+            f"the camera's per-pixel maps are {maps['baseline_adu'].shape} pixels "
+            f"but the frames are {frames.shape[1:]}; give maps of the frames' shape."
+        )
+    rows = (r0[:, None] + np.arange(size))[:, :, None]
+    cols = (c0[:, None] + np.arange(size))[:, None, :]
+    em_gain = p["em_gain"]
+    offset = maps["baseline_adu"][rows, cols]
+    e_per_count = maps["e_per_adu"][rows, cols] / em_gain
+    variance = (maps["read_noise_e"][rows, cols] / em_gain) ** 2
+    return raw, r0, c0, (raw - offset) * e_per_count, variance
+
+
 def _ring_median(boxes):
     ring = np.concatenate(
         [boxes[:, 0, :], boxes[:, -1, :], boxes[:, 1:-1, 0], boxes[:, 1:-1, -1]], axis=1
@@ -171,7 +197,15 @@ def _ring_median(boxes):
 
 
 def _fit_in_chunks(
-    data, init, k, fixed_sigma, method, max_iter, excess_noise, margin_px=1.0
+    data,
+    init,
+    k,
+    fixed_sigma,
+    method,
+    max_iter,
+    excess_noise,
+    margin_px=1.0,
+    variance=None,
 ):
     n_par = init.shape[1]
     out = {
@@ -184,6 +218,7 @@ def _fit_in_chunks(
     for s in range(0, len(data), _CHUNK):
         sl = slice(s, s + _CHUNK)
         fs = None if fixed_sigma is None else fixed_sigma[sl]
+        v = None if variance is None else variance[sl]
         params, conv, n_iter, mu, jac = fit_boxes(
             data[sl],
             init[sl],
@@ -192,12 +227,16 @@ def _fit_in_chunks(
             method=method,
             max_iter=max_iter,
             position_margin_px=margin_px,
+            pixel_variance=v,
         )
+        d = data[sl]
+        if v is not None:  # the likelihood's view: read noise added to both
+            mu, d = mu + v, d + v
         out["params"].append(params)
         out["converged"].append(conv)
         out["n_iter"].append(n_iter)
         out["var"].append(crlb(mu, jac, excess_noise))
-        out["deviance"].append(poisson_deviance(data[sl], mu))
+        out["deviance"].append(poisson_deviance(d, mu))
     return {key: np.concatenate(v) for key, v in out.items()}
 
 
@@ -256,18 +295,19 @@ def _camera_values(camera):
 
     if not isinstance(camera, Camera):
         raise TypeError(f"camera must be a Camera or None, got {camera!r}.")
-    if camera.is_per_pixel:
-        raise ValueError(
-            "the Gaussian fit uses one baseline, gain and read noise for all "
-            "pixels; per-pixel sCMOS maps are not used by the fit yet: give a "
-            "Camera with scalar values."
-        )
     values = {
-        "baseline_adu": camera.baseline_adu,
-        "e_per_adu": camera.e_per_adu,
+        "baseline_adu": float(np.mean(camera.baseline_adu)),
+        "e_per_adu": float(np.mean(camera.e_per_adu)),
         "em_gain": camera.em_gain,
         "quantum_efficiency": camera.quantum_efficiency,
     }
+    if camera.is_per_pixel:
+        # sCMOS: the fits convert every pixel with its own offset and gain and
+        # weigh it by its read noise (detection uses the mean values)
+        values["pixel_maps"] = {
+            name: np.broadcast_to(getattr(camera, name), camera.shape)
+            for name in ("baseline_adu", "e_per_adu", "read_noise_e")
+        }
     if camera.saturation_adu is not None:
         values["saturation_adu"] = camera.saturation_adu
     return values
@@ -351,7 +391,10 @@ class GaussianFitLocalizer(BaseEstimator):
         The camera as one :class:`~sklearn_smlm.Camera`; when given, its
         ``baseline_adu``, ``e_per_adu``, ``em_gain``, ``quantum_efficiency``
         (and ``saturation_adu`` if set) replace the parameters of the same
-        names. Per-pixel maps are not used by the fit yet.
+        names. With per-pixel maps (sCMOS), detection uses their means and
+        every fit converts each pixel with its own offset and gain and weighs
+        it by its read-noise variance (added to data and model in the Poisson
+        likelihood, Huang et al., Nat. Methods 10:653, 2013).
 
     Attributes
     ----------
@@ -576,7 +619,7 @@ class GaussianFitLocalizer(BaseEstimator):
         """
         check_is_fitted(self)
         self._validate()
-        params = _params_dict(self)
+        params = _own_params_dict(self)
         params["box_size"] = box_size
         return refine_localizations(
             X,
@@ -584,6 +627,7 @@ class GaussianFitLocalizer(BaseEstimator):
             max_emitters=max_emitters,
             max_shift_px=max_shift_px,
             max_local_density_per_um2=max_local_density_per_um2,
+            camera=getattr(self, "camera", None),
             **params,
         )
 
@@ -641,6 +685,7 @@ def refine_localizations(
     min_separation_px=0.0,
     max_deviance_ratio=None,
     neighbour_margin_px=0.5,
+    camera=None,
 ):
     """Refine detections (e.g. a CNN's) by Gaussian fits on the raw frames.
 
@@ -716,6 +761,12 @@ saturation_adu
     neighbour_margin_px : float, default=0.5
         How far outside the box's edge a neighbour's centre may be and still
         be fitted jointly (at least 0.5 px is used).
+    camera : Camera, optional
+        Replaces ``baseline_adu``, ``e_per_adu``, ``em_gain``,
+        ``quantum_efficiency`` (and ``saturation_adu`` where set). With
+        per-pixel maps (sCMOS) every pixel is converted with its own offset
+        and gain and weighed by its read noise in the likelihood (Huang et
+        al. 2013).
 
     Returns
     -------
@@ -759,6 +810,8 @@ saturation_adu
         "max_iter": max_iter,
         "saturation_adu": saturation_adu,
     }
+    if camera is not None:  # the camera's values replace the shorthand ones
+        p.update(_camera_values(camera))
     derived = _check_params(p)
     check_positive(max_emitters, "max_emitters", integer=True)
     if max_shift_px is not None:
@@ -869,8 +922,7 @@ def _fit_detections(
     margin_px = max(1.0, float(neighbour_margin_px) + 0.5)
     row = np.clip(np.round(cy).astype(np.int64), 0, h - 1)
     col = np.clip(np.round(cx).astype(np.int64), 0, w - 1)
-    raw, r0, c0 = _boxes(frames, f, row, col, size)
-    data = (raw - p["baseline_adu"]) * derived["e_per_count"]
+    raw, r0, c0, data, variance = _box_counts(frames, f, row, col, size, p, derived)
     bg0 = np.maximum(_ring_median(data), 1e-3)
     peak = data[np.arange(n), row - r0, col - c0] - bg0
     photons0 = np.maximum(peak * 2 * np.pi * sigma0_px**2, 1.0)
@@ -916,6 +968,7 @@ def _fit_detections(
             p["max_iter"],
             derived["excess_noise"],
             margin_px,
+            None if variance is None else variance[idx],
         )
         saturated = (
             np.zeros(len(idx), bool)
@@ -1025,12 +1078,16 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
         return empty
     row = np.clip(np.round(fit["y"][idx]).astype(np.int64), 0, h - 1)
     col = np.clip(np.round(fit["x"][idx]).astype(np.int64), 0, w - 1)
-    raw, r0, c0 = _boxes(frames, f[idx], row, col, size)
-    data = (raw - p["baseline_adu"]) * derived["e_per_count"]
+    raw, r0, c0, data, variance = _box_counts(
+        frames, f[idx], row, col, size, p, derived
+    )
     x1, y1 = fit["x"][idx] - c0, fit["y"][idx] - r0
     n1, bg1, s1 = fit["photons_e"][idx], fit["background_e"][idx], fit["sigma_px"][idx]
     mu1 = gaussian_model(np.column_stack([x1, y1, n1, bg1, s1]), size)
-    dev1 = poisson_deviance(data, mu1)
+    if variance is None:
+        dev1 = poisson_deviance(data, mu1)
+    else:
+        dev1 = poisson_deviance(data + variance, mu1 + variance)
     # second emitter at the largest 3x3 sum of the residual
     resid = data - mu1
     pad = np.pad(resid, ((0, 0), (1, 1), (1, 1)))
@@ -1055,6 +1112,7 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
         p["fit_method"],
         p["max_iter"],
         derived["excess_noise"],
+        variance=variance,
     )
     bounds = np.asarray(p["sigma_range_nm"], dtype=float) / px
     saturated = (
