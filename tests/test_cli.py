@@ -731,9 +731,11 @@ def test_camera_map_reaches_the_localizer(sim, tiny_model, workdir, capsys):
     assert loc.camera.shape == (32, 32)
     np.testing.assert_array_equal(loc.camera.baseline_adu, offset)
     assert loc.camera.e_per_adu[0, 0] == 50.0 and loc.camera.quantum_efficiency == 0.9
-    # the classical fitter uses the maps in its likelihood (issue 16)
+    # the classical fitter uses the maps in its likelihood (issue 16); maps of
+    # another shape than the frames: one clear line, exit 1
     rc = main(
         ["localize", str(sim / "frames.tif"), "-o", str(workdir / "g.csv")]
         + ["--method", "gaussian", "--camera-map", str(maps)]
     )
-    assert rc == 0
+    assert rc == 1
+    assert "maps are (32, 32) pixels but the frames are" in capsys.readouterr().err
