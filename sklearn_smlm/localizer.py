@@ -36,6 +36,7 @@ from ._persistence import (  # noqa: F401 - public and former import paths
 )
 from ._validation import check_frames, check_int, resolve_device
 from .encoding import distance_transform_maps
+from .fitting import add_localizer_uncertainty
 from .peaks import columns_to_localizations, localization_columns
 from .preprocessing import FrameNormalizer
 
@@ -931,11 +932,18 @@ augment, precision, device, random_state, verbose
         Returns
         -------
         table : pandas.DataFrame
-            ``table`` itself without a refiner, else the refined table (see
-            :meth:`~sklearn_smlm.GaussianFitLocalizer.refine`).
+            ``table`` without a refiner, else the refined table (see
+            :meth:`~sklearn_smlm.GaussianFitLocalizer.refine`), with
+            ``photons``, ``background`` and ``uncertainty_nm`` on every row:
+            the fit's where a fit was kept, else a calibrated estimate
+            (:func:`~sklearn_smlm.fitting.estimate_uncertainty`).
         """
-        if self.refiner is None:
-            return table
+        if self.refiner is not None:
+            table = self._refine_with_fits(frames, table)
+        # photons, background and uncertainty_nm on every row (issue 16)
+        return add_localizer_uncertainty(self, frames, table)
+
+    def _refine_with_fits(self, frames, table):
         refiner = self.refiner
         if self.camera is not None and refiner.get_params().get("camera") is None:
             refiner = clone(refiner).set_params(camera=self.camera)

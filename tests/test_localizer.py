@@ -26,6 +26,9 @@ from sklearn_smlm.localizer import (
 from sklearn_smlm.simulation import PRESETS
 
 TINY = dict(n_layers=2, n_channels=8, batch_size=8, random_state=0)
+# the columns of a CNN table: photons, background and uncertainty on every row
+CNN_COLUMNS = ["frame", "x_nm", "y_nm", "score"]
+CNN_COLUMNS += ["photons", "background", "uncertainty_nm"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +55,7 @@ def test_fit_lowers_the_loss(fitted):
 def test_predict_returns_table_in_field_of_view(fitted, data):
     X, _ = data
     table = fitted.set_params(threshold=1.0).predict(X)
-    assert list(table.columns) == ["frame", "x_nm", "y_nm", "score"]
+    assert list(table.columns) == CNN_COLUMNS
     assert table["frame"].dtype == np.int64
     assert table["frame"].between(0, len(X) - 1).all()
     assert table["x_nm"].between(0, 1600).all() and table["y_nm"].between(0, 1600).all()
@@ -74,7 +77,7 @@ def test_predict_maps_shape_and_scale(fitted, data):
 def test_predict_empty_frame_gives_empty_table(fitted):
     table = fitted.set_params(threshold=1e9).predict(np.full((2, 16, 16), 100.0))
     assert len(table) == 0
-    assert list(table.columns) == ["frame", "x_nm", "y_nm", "score"]
+    assert list(table.columns) == CNN_COLUMNS
 
 
 def test_same_seed_same_network(data):
@@ -270,7 +273,9 @@ def test_pipeline_does_the_same_job_in_steps(data):
         threshold=1.0,
         **TINY,
     ).fit(X, y)
-    pd.testing.assert_frame_equal(loc.predict(X), table)
+    # predict adds the photons and uncertainty measured on the raw frames,
+    # which the pipeline's peak step does not see
+    pd.testing.assert_frame_equal(loc.predict(X)[list(table.columns)], table)
 
 
 def test_grid_search_threshold_does_not_retrain(data, tmp_path, monkeypatch):
@@ -349,8 +354,11 @@ def test_hybrid_refiner_keeps_detections_and_sharpens_them(trained):
     matched = match_localizations(y, plain, tolerance_nm=100.0)["pred_index"]
     # (a fit moving more than a pixel from this tiny network's detection keeps
     # the detection: flagged, not failed)
-    fitted = table["fit_status"].iloc[matched].isin(["ok", "moved_from_detection"])
-    assert fitted.mean() > 0.9 and table["fit_ok"].iloc[matched].mean() > 0.8
+    # detections in crowded surroundings (over 0.7 per um^2) keep the network's
+    # position on purpose and are not fitted
+    status = table["fit_status"].iloc[matched]
+    assert status.isin(["ok", "moved_from_detection", "crowded"]).mean() > 0.9
+    assert table["fit_ok"].iloc[matched][status != "crowded"].mean() > 0.8
     # the fit on the raw pixels localizes bright isolated spots more precisely
     before = localization_metrics(y, plain, tolerance_nm=100.0)
     after = localization_metrics(y, table, tolerance_nm=100.0)
