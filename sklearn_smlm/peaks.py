@@ -8,7 +8,7 @@ from scipy.sparse import issparse
 from sklearn.base import BaseEstimator
 
 from ._localizations import empty_localizations
-from ._validation import check_positive
+from ._validation import check_positive, check_real
 
 __all__ = [
     "find_peaks",
@@ -36,7 +36,7 @@ _CONE_PINV = np.linalg.pinv(_CONE_BASIS)
 _CONE_PERP = np.eye(9) - _CONE_BASIS @ _CONE_PINV
 
 
-def find_peaks(maps, threshold, *, min_distance=1, exclude_border=False, refine="auto"):
+def find_peaks(maps, threshold, *, min_distance=1, refine="auto"):
     """Find the local maxima of a stack of maps, with sub-pixel positions.
 
     A pixel is a peak when its value is greater than ``threshold`` and equal to
@@ -58,9 +58,6 @@ def find_peaks(maps, threshold, *, min_distance=1, exclude_border=False, refine=
     min_distance : int, default=1
         Half-size of the neighbourhood in which a peak is the maximum; two peaks
         are at least ``min_distance + 1`` pixels apart along a row or column.
-    exclude_border : bool or int, default=False
-        Drop peaks closer than this many pixels to the edge of the map (``True``
-        means ``min_distance``).
     refine : {"auto", "cone", "quadratic"} or None, default="auto"
         Sub-pixel refinement, done on ``log1p(max(value, 0))``:
 
@@ -102,14 +99,6 @@ def find_peaks(maps, threshold, *, min_distance=1, exclude_border=False, refine=
     check_positive(min_distance, "min_distance", integer=True)
     if refine not in _REFINE_METHODS:
         raise ValueError(f"refine must be one of {_REFINE_METHODS}, got {refine!r}.")
-    if isinstance(exclude_border, bool):
-        border = min_distance if exclude_border else 0
-    elif isinstance(exclude_border, numbers.Integral) and exclude_border >= 0:
-        border = int(exclude_border)
-    else:
-        raise ValueError(
-            f"exclude_border must be a bool or an integer >= 0, got {exclude_border!r}."
-        )
 
     local_max = _max_filter(maps, min_distance)
     if np.issubdtype(maps.dtype, np.floating):
@@ -128,9 +117,6 @@ def find_peaks(maps, threshold, *, min_distance=1, exclude_border=False, refine=
 
     if len(frame):
         keep = _first_of_plateau(maps, frame, row, col, min_distance)
-        if border:
-            keep &= (row >= border) & (row < height - border)
-            keep &= (col >= border) & (col < width - border)
         frame, row, col = frame[keep], row[keep], col[keep]
 
     frame = frame.astype(np.int64)
@@ -426,11 +412,7 @@ def _as_map_stack(maps, name="maps"):
 
 
 def _check_threshold(threshold):
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
-        raise TypeError(f"threshold must be a number, got {threshold!r}.")
-    if not np.isfinite(threshold):
-        raise ValueError(f"threshold must be finite, got {threshold!r}.")
-    return float(threshold)
+    return check_real(threshold, "threshold")
 
 
 class PeakExtractor(BaseEstimator):

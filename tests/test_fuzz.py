@@ -129,14 +129,36 @@ def _check_table(table, columns=("frame", "x_nm", "y_nm")):
     assert np.isfinite(table[["x_nm", "y_nm"]].to_numpy(dtype=float)).all()
 
 
+def _expected_frames_error(X):
+    """The exception check_frames must raise for X, worked out independently."""
+    if X.dtype == bool:
+        return TypeError
+    if X.dtype.kind == "c":
+        return ValueError  # scikit-learn's "Complex data not supported"
+    if X.ndim not in (2, 3) or 0 in (X[np.newaxis] if X.ndim == 2 else X).shape:
+        return ValueError
+    if X.dtype.kind == "f" and not np.isfinite(X).all():
+        return ValueError
+    if X.dtype.kind == "f" and np.abs(X).max() > np.finfo(np.float32).max:
+        return ValueError
+    return None
+
+
 @FUZZ
 @given(frame_arrays())
 def test_check_frames(X):
+    expected = _expected_frames_error(X)
+    if expected is not None:
+        with pytest.raises(expected) as info:
+            check_frames(X)
+        assert type(info.value) is expected and str(info.value).strip()
+        return
     frames = outcome(check_frames, X)
-    if frames is not None:
-        assert frames.dtype == np.float32 and frames.ndim == 3
-        assert frames.shape[-2:] == X.shape[-2:] and frames.size == X.size
-        assert np.isfinite(frames).all()
+    assert frames is not None, "valid frames were refused"
+    assert frames.dtype == np.float32 and frames.ndim == 3
+    assert frames.shape[-2:] == X.shape[-2:] and frames.size == X.size
+    assert np.isfinite(frames).all()
+    np.testing.assert_array_equal(frames.reshape(X.shape), X.astype(np.float32))
 
 
 @FUZZ

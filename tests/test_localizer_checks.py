@@ -7,9 +7,18 @@ classification target); a 2-D ``X`` is one frame here and a number is not a
 list of positions, so those checks cannot apply. Each is listed with its reason.
 """
 
+import copy
+import pickle
+
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_smlm import DistanceTransformLocalizer, DistanceTransformRegressor
+from sklearn_smlm import (
+    DistanceTransformLocalizer,
+    DistanceTransformRegressor,
+    FrameNormalizer,
+    PAFPSimulator,
+)
 
 _Y_IS_POSITIONS = (
     "y must be a per-frame list of (k, 2) position arrays; the check passes a "
@@ -80,3 +89,83 @@ TINY = dict(
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+# ------------------------------------------------------------------------- #
+# The invariants behind the excluded checks, on frames and positions
+# (check_fit_idempotent, check_dont_overwrite_parameters /
+# check_estimators_overwrite_params, check_dict_unchanged, pickling).
+# ------------------------------------------------------------------------- #
+_TINY = dict(
+    n_layers=2,
+    n_channels=4,
+    max_epochs=1,
+    batch_size=4,
+    validation_fraction=0,
+    random_state=0,
+    device="cpu",
+    precision="fp32",
+    threshold=1.0,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return PAFPSimulator(frame_shape=(16, 16), random_state=0).simulate(6)
+
+
+def _weights(est):
+    module = est.regressor_.module_ if hasattr(est, "regressor_") else est.module_
+    return {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def _snapshot(obj):
+    """Attribute name -> object identity and, for plain values, the value."""
+    return {
+        k: (id(v), v if isinstance(v, (int, float, str, tuple, type(None))) else None)
+        for k, v in vars(obj).items()
+    }
+
+
+@pytest.mark.parametrize(
+    "cls", [DistanceTransformLocalizer, DistanceTransformRegressor]
+)
+def test_fit_is_idempotent_and_keeps_the_parameters(cls, data):
+    X, y = data
+    params = {k: v for k, v in _TINY.items() if k in cls().get_params()}
+    est = cls(**params)
+    if cls is DistanceTransformLocalizer:
+        est.set_params(normalizer=FrameNormalizer(min_scale=0.5))
+    before = copy.deepcopy(est.get_params(deep=False))
+    if cls is DistanceTransformRegressor:
+        X = FrameNormalizer().fit_transform(X)
+    first = _weights(est.fit(X, y))
+    after = est.get_params(deep=False)
+    assert after.keys() == before.keys()
+    for name, value in before.items():
+        if name == "normalizer":
+            assert after[name] is est.normalizer  # the given object, not the fitted
+            assert value.get_params() == after[name].get_params()
+            assert not hasattr(after[name], "n_features_in_")
+        else:
+            assert after[name] == value, name
+    second = _weights(est.fit(X, y))  # a second fit starts over: same weights
+    assert first.keys() == second.keys()
+    for name in first:
+        assert first[name].tobytes() == second[name].tobytes(), name
+
+
+def test_predict_leaves_the_fitted_state_alone(data):
+    X, y = data
+    loc = DistanceTransformLocalizer(**_TINY).fit(X, y)
+    state, regressor_state = _snapshot(loc), _snapshot(loc.regressor_)
+    normalizer = loc.normalizer_
+    first = loc.predict(X)
+    loc.predict_maps(X[:2])
+    list(loc.iter_predict(X, chunk_size=4))
+    assert _snapshot(loc) == state
+    assert _snapshot(loc.regressor_) == regressor_state
+    assert loc.normalizer_ is normalizer
+    # pickling round-trips the fitted estimator: the same table
+    again = pickle.loads(pickle.dumps(loc)).predict(X)
+    assert len(first) > 0 and again.equals(first)
