@@ -592,10 +592,11 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         Fits whose Poisson deviance exceeds this multiple of its expectation
         for a correct model (``excess_noise * box_size**2``) are dropped
         (``"poor_fit"``): mostly boxes holding a second emitter, whose depth
-        comes out wrong. On the ``"low_density_as"`` preset (0.3 emitters
-        per um^2, 200 frames) the axial RMSE of the matched fits was 104 nm
-        (1.69x the CRLB) with no limit, 75 nm (1.25x) with 2.0 keeping 81 %
-        of them, 63 nm (1.06x) with 1.3 keeping 70 %. None keeps every fit.
+        comes out wrong. On the ``"low_density_as"`` preset (600 frames,
+        ``benchmarks/bench_3d.py``) the axial RMSE of the matched fits was
+        84.6 nm (1.56x the CRLB of isolated emitters, recall 0.847) with no
+        limit, 77.3 nm (1.42x, recall 0.819) with 2.0 and 72.8 nm (1.33x,
+        recall 0.775) with 1.3. None keeps every fit.
         In dense frames most boxes hold overlapping spots and most fits are
         poor: when more than a quarter is dropped, a warning says so.
     saturation_adu : float or None, default=None
