@@ -677,7 +677,9 @@ def test_demo_through_the_entry_point(tiny_model, workdir):
 def test_camera_options_do_not_move_a_gain_invariant_model(
     sim, tiny_model, workdir, capsys
 ):
+    # --method cnn: with camera options the default is the hybrid
     common = ["--model", str(tiny_model), "--threshold", LOW_THRESHOLD]
+    common += ["--method", "cnn"]
     plain, converted = workdir / "plain.csv", workdir / "converted.csv"
     assert main(["localize", str(sim / "frames.tif"), "-o", str(plain), *common]) == 0
     capsys.readouterr()

@@ -148,7 +148,7 @@ def test_gaussian_predict(frames, reference):
 
 CLI_CASES = {
     "cli_cnn_thunderstorm": ["--chunk-size", "3"],
-    "cli_cnn_camera_native": ["--format", "native", *CAMERA_ARGS],
+    "cli_cnn_camera_native": ["--method", "cnn", "--format", "native", *CAMERA_ARGS],
     "cli_hybrid_native": ["--method", "hybrid", "--format", "native", *CAMERA_ARGS],
     "cli_gaussian_challenge": [
         "--method",

@@ -69,10 +69,11 @@ def add_parser(subparsers):
     p.add_argument(
         "--method",
         choices=("cnn", "gaussian", "hybrid"),
-        default="cnn",
+        default=None,
         help="the neural network, classical integrated-Gaussian fitting, or "
         "hybrid: the network's detections refined by Gaussian fits on the raw "
-        "pixels (give the camera options)",
+        "pixels where they can be trusted (default: hybrid when the camera is "
+        "given by camera options or --camera-map, else cnn)",
     )
     p.add_argument(
         "--calibration",
@@ -215,6 +216,12 @@ def choose_model(stack, pixel_size_nm, device, reporter):
 def make_localizer(args, pixel_size_nm, reporter):
     """Build the estimator that localizes, set up from the command line."""
     camera = camera_options(args)
+    if args.method is None and getattr(args, "calibration", None) is None:
+        # the hybrid is more precise on sparse frames and never worse on dense
+        # ones (benchmarks/results/precision_diagnostic.md), but its fits need
+        # the camera's offset and gain
+        known = bool(camera) or getattr(args, "camera_map", None) is not None
+        args.method = "hybrid" if known else "cnn"
     if getattr(args, "calibration", None) is not None:
         from .calibrate import astigmatic_localizer
 

@@ -18,6 +18,7 @@ from ._gauss import crlb, fit_boxes, gaussian_model, mortensen_variance
 from ._localizer import FIT_COLUMNS, GaussianFitLocalizer, refine_localizations
 from ._uncertainty import (
     CNN_UNCERTAINTY_CALIBRATION,
+    FIT_UNCERTAINTY_CALIBRATION,
     add_localizer_uncertainty,
     estimate_uncertainty,
 )
@@ -40,4 +41,5 @@ __all__ = [
     "estimate_uncertainty",
     "add_localizer_uncertainty",
     "CNN_UNCERTAINTY_CALIBRATION",
+    "FIT_UNCERTAINTY_CALIBRATION",
 ]
