@@ -14,7 +14,13 @@ from ._astig import (
     fit_z,
 )
 from ._detect import detect_candidates, filter_frames
-from ._gauss import crlb, fit_boxes, gaussian_model, mortensen_variance
+from ._gauss import (
+    crlb,
+    fit_boxes,
+    gaussian_model,
+    mortensen_variance,
+    poisson_deviance,
+)
 from ._localizer import FIT_COLUMNS, GaussianFitLocalizer, refine_localizations
 from ._uncertainty import (
     CNN_UNCERTAINTY_CALIBRATION,
@@ -38,6 +44,7 @@ __all__ = [
     "fit_boxes",
     "crlb",
     "mortensen_variance",
+    "poisson_deviance",
     "estimate_uncertainty",
     "add_localizer_uncertainty",
     "CNN_UNCERTAINTY_CALIBRATION",

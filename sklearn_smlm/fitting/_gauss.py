@@ -27,6 +27,7 @@ __all__ = [
     "fit_boxes",
     "crlb",
     "mortensen_variance",
+    "poisson_deviance",
 ]
 
 _SQRT2 = np.sqrt(2.0)
