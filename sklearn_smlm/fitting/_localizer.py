@@ -32,7 +32,7 @@ Neighbours. Candidates (or detections) whose light falls into each other's
 boxes are fitted jointly, so that a neighbour does not pull the fit; a single
 spot that a second emitter fits much better (a Poisson likelihood-ratio test)
 becomes two localizations in :meth:`GaussianFitLocalizer.predict`. On sparse
-simulated frames these took the classical localizer's RMSE from 32.5 to
+simulated frames these took the classical localizer's RMSE from 32.9 to
 14.2 nm and its matched emitters from 3,419 to 3,579 of 3,725
 (``benchmarks/diag_precision.py``).
 """
@@ -707,11 +707,12 @@ def refine_localizations(
     and, when asked, where a neighbour is closer than ``min_separation_px``
     or the fit is poor (``max_deviance_ratio``). Measured with
     ``benchmarks/diag_precision.py`` (pretrained CNN, Hungarian matching at
-    250 nm): on sparse frames (``"low_density"`` preset) the RMSE goes from
-    13.7 nm (CNN) to 11.9 nm with these defaults (14.5 nm with the former
-    7-pixel box, 1 px shift limit and no density rule); on dense frames
-    (``bt_hd_recreated``, simulated 2013 and 2016 HD sets) the refined RMSE
-    stays within 0.1 nm of the network's instead of 1-3 nm above it.
+    250 nm, 300 frames): on sparse frames (``"low_density"`` preset) the RMSE
+    goes from 13.7 nm (CNN) to 12.2 nm with these defaults (13.4 nm with the
+    former 7-pixel box, 1 px shift limit and no density rule); on dense frames
+    (``bt_hd_recreated``, simulated 2013 and 2016 HD sets) the refined RMSE is
+    the network's (44.32, 40.77, 50.67 against 44.32, 40.77, 50.68 nm) where
+    the former settings were 1.6-2.8 nm above it.
 
     Every detection is kept, in the order of ``table``. A detection that keeps
     its position has ``fit_ok = False``; its ``photons`` and ``background`` are
@@ -734,21 +735,26 @@ saturation_adu
     box_size : int, optional
         Side of the fitted boxes; None: ``2 ceil(3 sigma) + 1`` pixels for the
         PSF width ``psf_sigma_nm`` (or ``sigma_init_nm``), at least 5: 9 for
-        110-130 nm on 100 nm pixels. On sparse frames the 9-pixel box gave
-        12.2 nm against 14.5 nm for 7 pixels, as a 7-pixel box cuts the light
-        of neighbours 3.5-5 px away without fitting them.
+        110-130 nm on 100 nm pixels. On sparse frames (1 px shift limit, no
+        density rule) the 9-pixel box gave 12.2 nm against 14.5 nm for 7
+        pixels, as a 7-pixel box cuts the light of neighbours 3.5-5 px away
+        without fitting them.
     max_emitters : int, default=4
         Largest number of emitters fitted jointly in one box.
     max_shift_px : float or None, default=0.5
         Largest distance, in camera pixels, between the detection and its
         fitted position; a fit that moves farther has usually latched onto a
         neighbour or a noise blob (``"moved_from_detection"``). On sparse
-        frames: 20.7 nm with no limit, 12.2 nm with 1 px, 11.7 nm with 0.5 px
-        (9-pixel boxes). ``None`` accepts any move.
+        frames (no density rule): 20.7 nm with no limit (7-pixel boxes),
+        12.2 nm with 1 px and 11.7 nm with 0.5 px (9-pixel boxes). ``None``
+        accepts any move.
     max_local_density_per_um2 : float or None, default=0.7
         Detections with more than this many detections per um^2 in the 1 um
-        disc around them (itself included: 0.7 allows 2, 1.0 allows 3) keep their
-        position (``"crowded"``) and are not fitted. None fits all.
+        disc around them (itself included: 0.7 allows 2, 1.0 allows 3) keep
+        their position (``"crowded"``) and are not fitted. None fits all.
+        At 1.0 the sparse RMSE was 11.9 nm but the thick, dense 2016 set
+        came out 0.08 nm above the network; 0.7 keeps every dense set at the
+        network's RMSE.
     min_separation_px : float, default=0.0
         Detections with another detection of their joint fit closer than this
         keep their position (``"neighbour_too_close"``). Off by default: on
