@@ -8,25 +8,17 @@ chunks as frame ranges, for workers that read their chunk themselves;
 after each one.
 """
 
-import numbers
-
 import numpy as np
 
 from ._memory import trim_heap
-from ._validation import check_frames
+from ._validation import check_frames, check_int
 
 __all__ = ["check_chunk_size", "chunk_bounds", "iter_chunks", "iter_chunk_tables"]
 
 
 def check_chunk_size(chunk_size, name="chunk_size"):
     """Return ``chunk_size`` as an int >= 1 (TypeError / ValueError otherwise)."""
-    if isinstance(chunk_size, (bool, np.bool_)) or not isinstance(
-        chunk_size, numbers.Integral
-    ):
-        raise TypeError(f"{name} must be an integer, got {chunk_size!r}.")
-    if chunk_size < 1:
-        raise ValueError(f"{name} must be >= 1, got {chunk_size}.")
-    return int(chunk_size)
+    return check_int(chunk_size, name, low=1)
 
 
 def chunk_bounds(n_frames, chunk_size):

@@ -156,10 +156,12 @@ def check_int(value, name, *, low=None, high=None):
     return int(value)
 
 
-def check_real(value, name, *, low=None, high=None, low_open=False, finite=True):
+def check_real(
+    value, name, *, low=None, high=None, low_open=False, high_open=False, finite=True
+):
     """Return ``value`` as a float, checking its type, finiteness and range.
 
-    ``low`` is excluded when ``low_open``; ``high`` is included.
+    ``low`` and ``high`` are included unless ``low_open`` / ``high_open``.
 
     Examples
     --------
@@ -178,8 +180,9 @@ def check_real(value, name, *, low=None, high=None, low_open=False, finite=True)
         raise ValueError(
             f"{name} must be {'>' if low_open else '>='} {low}, got {value!r}."
         )
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value!r}.")
+    if high is not None and (value >= high if high_open else value > high):
+        bound = "<" if high_open else "<="
+        raise ValueError(f"{name} must be {bound} {high}, got {value!r}.")
     return float(value)
 
 

@@ -10,7 +10,6 @@ with a :class:`~sklearn.pipeline.Pipeline` of
 """
 
 import math
-import numbers
 
 import numpy as np
 import pandas as pd
@@ -34,7 +33,7 @@ from ._persistence import (  # noqa: F401 - public and former import paths
     pretrained_names,
     save_model,
 )
-from ._validation import check_frames, check_int, resolve_device
+from ._validation import check_frames, check_int, check_real, resolve_device
 from .encoding import distance_transform_maps
 from .fitting import add_localizer_uncertainty
 from .peaks import columns_to_localizations, localization_columns
@@ -52,28 +51,11 @@ __all__ = [
 def _check_params(est):
     """Validate the network parameters shared by the two estimators."""
     for name in ("pixel_size_nm", "alpha", "d_max", "lr"):
-        value = getattr(est, name)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, numbers.Real)
-            or not value > 0
-            or not math.isfinite(value)
-        ):
-            raise ValueError(f"{name} must be a positive number, got {value!r}.")
+        check_real(getattr(est, name), name, low=0, low_open=True)
     for name in ("upscaling", "n_layers", "n_channels", "batch_size", "max_epochs"):
-        value = getattr(est, name)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, numbers.Integral)
-            or value < 1
-        ):
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    if not 0 <= est.dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {est.dropout!r}.")
-    if not 0 <= est.validation_fraction < 1:
-        raise ValueError(
-            f"validation_fraction must be in [0, 1), got {est.validation_fraction!r}."
-        )
+        check_int(getattr(est, name), name, low=1)
+    for name in ("dropout", "validation_fraction"):
+        check_real(getattr(est, name), name, low=0, high=1, high_open=True)
     if est.upsampling not in ("subpixel", "folded", "multistage"):
         raise ValueError(
             "upsampling must be 'subpixel', 'folded' or 'multistage', got "
@@ -615,14 +597,7 @@ augment, precision, device, random_state, verbose
         )
 
     def _check_threshold(self):
-        if (
-            isinstance(self.threshold, bool)
-            or not isinstance(self.threshold, numbers.Real)
-            or not math.isfinite(self.threshold)
-        ):
-            raise ValueError(
-                f"threshold must be a finite number, got {self.threshold!r}."
-            )
+        check_real(self.threshold, "threshold")
 
     def fit(self, X, y):
         """Train the network on frames and their true emitter positions.

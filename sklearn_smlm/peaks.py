@@ -1,14 +1,12 @@
 """From predicted maps to localizations: local maxima and sub-pixel refinement."""
 
-import numbers
-
 import numpy as np
 import pandas as pd
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator
 
 from ._localizations import empty_localizations
-from ._validation import check_positive, check_real
+from ._validation import check_int, check_positive, check_real
 
 __all__ = [
     "find_peaks",
@@ -290,8 +288,7 @@ def maps_to_localizations(
     """
     check_positive(upscaling, "upscaling", integer=True)
     check_positive(pixel_size_nm, "pixel_size_nm")
-    if isinstance(frame_offset, bool) or not isinstance(frame_offset, numbers.Integral):
-        raise TypeError(f"frame_offset must be an integer, got {frame_offset!r}.")
+    check_int(frame_offset, "frame_offset")
     columns = localization_columns(
         maps,
         threshold,

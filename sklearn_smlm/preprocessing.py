@@ -1,12 +1,10 @@
 """Per-frame normalization of camera frames, so one model serves any camera."""
 
-import numbers
-
 import numpy as np
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ._validation import check_frames, check_positive
+from ._validation import check_frames, check_positive, check_real
 
 __all__ = ["FrameNormalizer"]
 
@@ -121,16 +119,7 @@ class FrameNormalizer(TransformerMixin, BaseEstimator):
                     "every camera value in the Camera."
                 )
         if self.baseline_adu is not None:
-            if isinstance(self.baseline_adu, bool) or not isinstance(
-                self.baseline_adu, numbers.Real
-            ):
-                raise TypeError(
-                    f"baseline_adu must be a number or None, got {self.baseline_adu!r}."
-                )
-            if not np.isfinite(self.baseline_adu):
-                raise ValueError(
-                    f"baseline_adu must be finite, got {self.baseline_adu}."
-                )
+            check_real(self.baseline_adu, "baseline_adu")
         for name in ("e_per_adu", "em_gain", "quantum_efficiency", "min_scale"):
             if getattr(self, name) is not None:
                 check_positive(getattr(self, name), name)

@@ -13,6 +13,7 @@ import numpy as np
 import tifffile
 
 from .._files import atomic_path as _atomic_path
+from .._validation import check_int
 from ._common import SMLMFileError, _check_file, _resolve_paths
 
 __all__ = ["TiffStack", "read_stack", "write_stack"]
@@ -480,14 +481,7 @@ class TiffStack:
         frames : ndarray of shape (m, H, W)
             A fresh array; only these ``m`` frames are held in memory.
         """
-        if (
-            isinstance(chunk_size, (bool, np.bool_))
-            or not isinstance(chunk_size, (int, np.integer))
-            or chunk_size < 1
-        ):
-            raise ValueError(
-                f"chunk_size must be a positive integer, got {chunk_size!r}."
-            )
+        chunk_size = check_int(chunk_size, "chunk_size", low=1)
         for start in range(0, self.n_frames, int(chunk_size)):
             yield start, self._read(start, min(start + int(chunk_size), self.n_frames))
 
