@@ -199,6 +199,7 @@ _EXTRA_RESULTS = (
     "fuzz.md",
     "postprocessing.md",
     "postprocessing_picasso.md",
+    "3d.md",
 )
 
 
