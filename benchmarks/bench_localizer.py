@@ -80,8 +80,8 @@ def staged_predict(loc, frames, batch_size, sw):
                 )
             )
         i += 1
-    with sw("peaks"):
-        table = columns_to_localizations(parts)
+    with sw("peaks"):  # the table, then photons/background/uncertainty as predict
+        table = loc.refine(frames, columns_to_localizations(parts))
     return table
 
 
