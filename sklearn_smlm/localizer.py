@@ -528,8 +528,8 @@ augment, precision, device, random_state, verbose
     >>> loc = DistanceTransformLocalizer(n_layers=2, n_channels=8, max_epochs=1,
     ...                                  validation_fraction=0, random_state=0)
     >>> table = loc.fit(X, y).predict(X)
-    >>> list(table.columns)
-    ['frame', 'x_nm', 'y_nm', 'score']
+    >>> list(table.columns)  # photons and uncertainty from the raw pixels
+    ['frame', 'x_nm', 'y_nm', 'score', 'photons', 'background', 'uncertainty_nm']
     """
 
     def __init__(

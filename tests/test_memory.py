@@ -105,8 +105,13 @@ def test_batched_prediction_equals_one_table_over_all_maps():
         # (the sub-pixel refinement of differently sized arrays may round
         # the last bit otherwise: 1e-13 relative)
         pd.testing.assert_frame_equal(
-            loc.predict(X, batch_size=batch_size), whole, rtol=1e-12, atol=0.0
+            # predict also measures photons and uncertainty on the raw frames
+            loc.predict(X, batch_size=batch_size)[list(whole.columns)],
+            whole,
+            rtol=1e-12,
+            atol=0.0,
         )
     empty = loc.set_params(threshold=1e6).predict(X, batch_size=3)
-    assert list(empty.columns) == ["frame", "x_nm", "y_nm", "score"] and not len(empty)
+    columns = ["frame", "x_nm", "y_nm", "score", "photons", "background"]
+    assert list(empty.columns) == [*columns, "uncertainty_nm"] and not len(empty)
     assert empty["frame"].dtype == np.int64
