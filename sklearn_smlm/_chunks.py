@@ -45,9 +45,9 @@ def iter_chunks(frames, chunk_size=256, *, name="frames", check=True):
     frames : array-like, memory map, TiffStack or sequence of frames
         An object with ``iter_chunks(chunk_size)`` (a
         :class:`~sklearn_smlm.io.TiffStack`) is read through it; a 3-D
-        array-like (numpy array or memory map, zarr, dask, h5py) is sliced
-        lazily; anything else (a list of frames, a single 2-D frame) is
-        checked whole first.
+        array-like (numpy array or memory map, zarr, dask, h5py) and any other
+        object with ``len`` and slicing along the frames are sliced lazily; a
+        list of frames or a single 2-D frame is checked whole first.
     chunk_size : int, default=256
         Frames per chunk.
     name : str, default="frames"
@@ -68,16 +68,17 @@ def iter_chunks(frames, chunk_size=256, *, name="frames", check=True):
     if hasattr(frames, "iter_chunks"):
         source = frames.iter_chunks(chunk_size)
     else:
-        if not _is_stack(frames):
-            if not hasattr(frames, "__len__") or not hasattr(frames, "__getitem__"):
-                raise TypeError(
-                    f"{name} must be an array, a TiffStack or a sequence of frames, "
-                    f"got {type(frames).__name__}."
-                )
-            if len(frames) == 0:
-                return
-            if check:
-                frames = check_frames(frames, name=name)
+        if not hasattr(frames, "__len__") or not hasattr(frames, "__getitem__"):
+            raise TypeError(
+                f"{name} must be an array, a TiffStack or a sequence of frames, "
+                f"got {type(frames).__name__}."
+            )
+        if len(frames) == 0:
+            return
+        whole = isinstance(frames, (list, tuple)) or hasattr(frames, "__array__")
+        if whole and not _is_stack(frames) and check:
+            # a list of frames or a single 2-D frame: checked at once
+            frames = check_frames(frames, name=name)
         source = (
             (start, frames[start:stop])
             for start, stop in chunk_bounds(len(frames), chunk_size)

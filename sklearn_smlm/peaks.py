@@ -518,8 +518,3 @@ class PeakExtractor(BaseEstimator):
         tags.requires_fit = False
         tags.target_tags.required = False
         return tags
-
-
-# Former private names, still used by benchmarks/bench_localizer.py.
-_localization_columns = localization_columns
-_columns_to_localizations = columns_to_localizations

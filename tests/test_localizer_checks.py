@@ -10,6 +10,7 @@ list of positions, so those checks cannot apply. Each is listed with its reason.
 import copy
 import pickle
 
+import pandas as pd
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -169,3 +170,22 @@ def test_predict_leaves_the_fitted_state_alone(data):
     # pickling round-trips the fitted estimator: the same table
     again = pickle.loads(pickle.dumps(loc)).predict(X)
     assert len(first) > 0 and again.equals(first)
+
+
+def test_iter_predict_reads_any_sliceable_sequence_lazily(data):
+    # the documented contract: anything with len and slicing along the frames
+    X, y = data
+    loc = DistanceTransformLocalizer(**_TINY).fit(X, y)
+    asked = []
+
+    class Lazy:
+        def __len__(self):
+            return len(X)
+
+        def __getitem__(self, key):
+            asked.append((key.start, key.stop))
+            return X[key]
+
+    tables = list(loc.iter_predict(Lazy(), chunk_size=4))
+    assert asked == [(0, 4), (4, 6)]  # 6 frames in chunks of 4
+    assert pd.concat(tables, ignore_index=True).equals(loc.predict(X))
