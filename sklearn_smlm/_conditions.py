@@ -43,9 +43,11 @@ NOISE_FRACTION = 0.5
 MIN_DETECTIONS = 8
 MIN_NOISE_DETECTIONS = 3
 #: Frames of the first chunk that are measured: at most 64, and at most
-#: 2^18 pixels (64 frames of 64 x 64, 4 of 256 x 256).
+#: 2^17 pixels (32 frames of 64 x 64, 2 of 256 x 256): the check costs a
+#: few tens of ms per ``predict`` call (68 ms for 64 frames of 64 x 64 on a
+#: loaded 2-core AMD EPYC) and runs once per ``iter_predict``.
 MAX_FRAMES = 64
-MAX_PIXELS = 2**18
+MAX_PIXELS = 2**17
 #: Detected density below ``SPARSE_FACTOR`` times the low end of a model's
 #: density range, or above ``DENSE_FACTOR`` times its high end, is outside.
 #: Detections undercount dense frames (close emitters merge), hence the
@@ -199,8 +201,8 @@ def estimate_conditions(frames, table=None, *, pixel_size_nm=100.0):
     Parameters
     ----------
     frames : ndarray of shape (n_frames, height, width)
-        Raw camera frames (any offset and gain); at most the first 64 are
-        used.
+        Raw camera frames (any offset and gain); the first 64 at most, and
+        at most ``MAX_PIXELS`` pixels in all, are used.
     table : DataFrame, optional
         A model's localizations of these frames (``frame`` 0-based within
         ``frames``, ``x_nm``, ``y_nm``).
