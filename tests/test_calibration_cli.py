@@ -91,20 +91,21 @@ def test_calibrate_errors_are_one_line(files, capsys):
     beads = str(folder / "beads.tif")
     assert main(["calibrate", beads, "--z-step-nm", "0", "-o", "c.yaml"]) == 2
     assert "must not be 0" in capsys.readouterr().err
-    status = main(
-        [
-            "localize",
-            str(folder / "movie.tif"),
-            "-o",
-            str(folder / "x.csv"),
-            "--method",
-            "hybrid",
-            "--calibration",
-            str(folder / "calib.yaml"),
-        ]
-    )
-    assert status == 2
-    assert "does not combine with --method hybrid" in capsys.readouterr().err
+    for method in ("hybrid", "cnn"):  # neither is silently replaced by the fitter
+        status = main(
+            [
+                "localize",
+                str(folder / "movie.tif"),
+                "-o",
+                str(folder / "x.csv"),
+                "--method",
+                method,
+                "--calibration",
+                str(folder / "calib.yaml"),
+            ]
+        )
+        assert status == 2
+        assert f"does not combine with --method {method}" in capsys.readouterr().err
     (folder / "bad.yaml").write_text("format: nothing\n")
     status = main(
         [

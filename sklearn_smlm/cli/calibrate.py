@@ -154,12 +154,13 @@ def astigmatic_localizer(args, pixel_size_nm, camera, reporter):
     """Return the 3D localizer of ``localize --calibration``."""
     from ..fitting import AstigmaticFitLocalizer
 
-    if args.method == "hybrid":
+    if args.method in ("cnn", "hybrid"):
         raise CLIError(
             "--calibration localizes in 3D with the classical astigmatic fitter; "
-            "it does not combine with --method hybrid",
+            f"it does not combine with --method {args.method}",
             code=2,
         )
+    args.method = "gaussian 3D (astigmatic)"  # what the start-up note names
     reporter.note(
         "--calibration: 3D localization (z_nm) by the classical astigmatic fitter "
         "(the network is 2D)"
