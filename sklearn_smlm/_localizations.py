@@ -47,6 +47,33 @@ REQUIRED_COLUMNS = ("frame", "x_nm", "y_nm")
 _POSITION_COLUMNS = ("x_nm", "y_nm", "z_nm")
 
 
+def concat_localizations(tables, columns=REQUIRED_COLUMNS):
+    """Concatenate the tables of consecutive chunks into one.
+
+    Empty tables are left out of the concatenation, but when every table is
+    empty the result keeps their columns (so a run without a detection has
+    the same columns as one with detections).
+
+    Parameters
+    ----------
+    tables : list of pandas.DataFrame
+        Tables with the same columns.
+    columns : sequence of str, default=("frame", "x_nm", "y_nm")
+        Columns of the empty result when ``tables`` is empty.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One table with a fresh 0-based index.
+    """
+    nonempty = [t for t in tables if len(t)]
+    if nonempty:
+        return pd.concat(nonempty, ignore_index=True)
+    if tables:
+        return tables[0].iloc[:0].reset_index(drop=True)
+    return empty_localizations(columns)
+
+
 def empty_localizations(columns=REQUIRED_COLUMNS):
     """Return a localization table with no rows and the right dtypes.
 

@@ -38,11 +38,10 @@ import pickle
 import threading
 
 import numpy as np
-import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from ._chunks import check_chunk_size, chunk_bounds
-from ._localizations import empty_localizations
+from ._localizations import concat_localizations
 from ._validation import check_frames, check_int, check_real
 
 __all__ = ["predict_dask", "predict_joblib"]
@@ -88,10 +87,7 @@ def _check_localizer(localizer):
 
 
 def _concat(tables):
-    tables = [t for t in tables if len(t)]
-    if not tables:
-        return empty_localizations(_COLUMNS)
-    return pd.concat(tables, ignore_index=True)
+    return concat_localizations(tables, _COLUMNS)
 
 
 def _predict_block(localizer, block, start, batch_size):

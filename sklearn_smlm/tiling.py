@@ -29,7 +29,7 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from ._chunks import iter_chunks
-from ._localizations import empty_localizations
+from ._localizations import concat_localizations, empty_localizations
 from ._memory import trim_heap
 from ._validation import check_frames, check_int, check_real
 from .peaks import find_peaks
@@ -217,10 +217,7 @@ def predict_tiled(
             _predict_chunk(localizer, chunk, start, layout, tile_h, tile_w, batch_size)
         )
         trim_heap()  # as iter_predict: the kept tables would grow the heap
-    tables = [t for t in tables if len(t)]
-    if not tables:
-        return empty_localizations(["frame", "x_nm", "y_nm", "score"])
-    return pd.concat(tables, ignore_index=True)
+    return concat_localizations(tables, ["frame", "x_nm", "y_nm", "score"])
 
 
 def _frame_chunks(frames, chunk_size):

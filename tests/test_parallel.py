@@ -110,9 +110,12 @@ def test_empty_result_has_the_columns(localizer, frames):
     localizer.set_params(threshold=1e9)
     try:
         table = predict_joblib(localizer, frames, n_jobs=1, chunk_size=10)
+        direct = localizer.predict(frames)
     finally:
         localizer.set_params(threshold=20.0)
-    assert len(table) == 0 and list(table.columns) == ["frame", "x_nm", "y_nm", "score"]
+    # the columns of predict's own empty table (uncertainty columns included)
+    assert len(table) == 0 and list(table.columns) == list(direct.columns)
+    assert {"photons", "background", "uncertainty_nm"} <= set(table.columns)
 
 
 # ---------------------------------------------------------------------- dask

@@ -222,11 +222,12 @@ def test_tiff_stack_is_streamed_with_global_frames(localizer, tmp_path):
 
 
 def test_no_detection_gives_empty_table(localizer):
-    table = predict_tiled(
-        localizer, np.full((2, 30, 30), 100.0), tile_size=20, overlap=5
-    )
+    frames = np.full((2, 30, 30), 100.0)
+    table = predict_tiled(localizer, frames, tile_size=20, overlap=5)
     assert len(table) == 0
-    assert list(table.columns) == ["frame", "x_nm", "y_nm", "score"]
+    # the columns of predict's own empty table (uncertainty columns included)
+    assert list(table.columns) == list(localizer.predict(frames).columns)
+    assert {"photons", "background", "uncertainty_nm"} <= set(table.columns)
 
 
 @pytest.mark.parametrize(
