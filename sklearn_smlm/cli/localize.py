@@ -164,9 +164,24 @@ def run(args, reporter):
                 n_frames=stack.n_frames,
                 source=os.path.basename(stack.paths[0]),
             )
+        from tqdm import tqdm
+
+        original_showwarning = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            # as they come: the conditions check speaks after the first chunk,
+            # not after the whole stack; above the progress bar, one line each
+            if issubclass(category, ConditionsWarning):
+                tqdm.write(f"{reporter.prog}: warning: {message}", file=sys.stderr)
+            elif options and issubclass(category, UserWarning):
+                reporter.note(str(message))
+            else:
+                original_showwarning(message, category, filename, lineno, file, line)
+
         t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConditionsWarning)  # printed below
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            warnings.simplefilter("always", ConditionsWarning)
             if options:  # the Picasso writer's warnings become notes
                 warnings.simplefilter("always", UserWarning)
             n_frames, n_locs = localize_stack(
@@ -179,13 +194,6 @@ def run(args, reporter):
                 reporter,
                 writer_options=options,
             )
-        for w in caught:
-            if issubclass(w.category, ConditionsWarning):  # one line
-                print(f"{reporter.prog}: warning: {w.message}", file=sys.stderr)
-            elif options and issubclass(w.category, UserWarning):
-                reporter.note(str(w.message))
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         seconds = time.perf_counter() - t0
     rate = n_frames / seconds if seconds > 0 else float("inf")
     reporter.result(
