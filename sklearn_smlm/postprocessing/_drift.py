@@ -1,6 +1,5 @@
 """Drift correction: redundant cross-correlation and fiducial tracking."""
 
-import numbers
 import warnings
 
 import numpy as np
@@ -12,6 +11,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .._localizations import validate_localizations
+from .._validation import check_int, check_real
 
 __all__ = ["DriftCorrector", "rcc_drift", "fiducial_drift"]
 
@@ -23,13 +23,9 @@ _MAX_IMAGE_PX = 1024
 def _check_positive(value, name, *, integer=False, allow_none=False):
     if value is None and allow_none:
         return None
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind):
-        what = "an integer" if integer else "a number"
-        raise TypeError(f"{name} must be {what}, got {value!r}.")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}.")
-    return int(value) if integer else float(value)
+    if integer:
+        return check_int(value, name, low=1)
+    return check_real(value, name, low=0, low_open=True)
 
 
 def _segments(frame, n_frames, segment_frames):

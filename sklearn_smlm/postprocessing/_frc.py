@@ -1,12 +1,11 @@
 """Fourier ring correlation of two halves of a localization table."""
 
-import numbers
-
 import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
 from .._localizations import validate_localizations
+from .._validation import check_int, check_real
 
 __all__ = ["frc_curve", "frc_resolution", "plot_frc", "split_localizations"]
 
@@ -38,14 +37,7 @@ def split_localizations(table, *, split="blocks", block_frames=500, random_state
     """
     table = validate_localizations(table, name="table")
     if split == "blocks":
-        if (
-            isinstance(block_frames, bool)
-            or not isinstance(block_frames, numbers.Integral)
-            or block_frames < 1
-        ):
-            raise ValueError(
-                f"block_frames must be an integer >= 1, got {block_frames!r}."
-            )
+        block_frames = check_int(block_frames, "block_frames", low=1)
         half = (table["frame"].to_numpy() // block_frames) % 2 == 1
     elif split == "random":
         rng = check_random_state(random_state)
@@ -127,18 +119,8 @@ def frc_curve(
         second = validate_localizations(second, name="second")
     if len(first) == 0 or len(second) == 0:
         raise ValueError("both halves need at least one localization.")
-    if isinstance(pixel_size_nm, bool) or not isinstance(pixel_size_nm, numbers.Real):
-        raise TypeError(f"pixel_size_nm must be a number, got {pixel_size_nm!r}.")
-    if not np.isfinite(pixel_size_nm) or pixel_size_nm <= 0:
-        raise ValueError(f"pixel_size_nm must be > 0, got {pixel_size_nm!r}.")
-    if (
-        isinstance(smoothing_rings, bool)
-        or not isinstance(smoothing_rings, numbers.Integral)
-        or smoothing_rings < 1
-    ):
-        raise ValueError(
-            f"smoothing_rings must be an integer >= 1, got {smoothing_rings!r}."
-        )
+    check_real(pixel_size_nm, "pixel_size_nm", low=0, low_open=True)
+    smoothing_rings = check_int(smoothing_rings, "smoothing_rings", low=1)
     px = float(pixel_size_nm)
     both = pd.concat([first[["x_nm", "y_nm"]], second[["x_nm", "y_nm"]]])
     lo = both.min().to_numpy()

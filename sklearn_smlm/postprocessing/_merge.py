@@ -1,7 +1,5 @@
 """Merging: one row per on-event of a molecule from its consecutive localizations."""
 
-import numbers
-
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -9,6 +7,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .._localizations import validate_localizations
+from .._validation import check_int, check_real
 
 __all__ = ["merge_localizations", "link_localizations"]
 
@@ -19,21 +18,10 @@ _MAXED = ("score",)
 
 
 def _check_params(max_distance_nm, max_dark_frames):
-    if isinstance(max_distance_nm, bool) or not isinstance(
-        max_distance_nm, numbers.Real
-    ):
-        raise TypeError(f"max_distance_nm must be a number, got {max_distance_nm!r}.")
-    if not np.isfinite(max_distance_nm) or max_distance_nm <= 0:
-        raise ValueError(f"max_distance_nm must be > 0, got {max_distance_nm!r}.")
-    if isinstance(max_dark_frames, bool) or not isinstance(
-        max_dark_frames, numbers.Integral
-    ):
-        raise TypeError(
-            f"max_dark_frames must be an integer >= 0, got {max_dark_frames!r}."
-        )
-    if max_dark_frames < 0:
-        raise ValueError(f"max_dark_frames must be >= 0, got {max_dark_frames}.")
-    return float(max_distance_nm), int(max_dark_frames)
+    return (
+        check_real(max_distance_nm, "max_distance_nm", low=0, low_open=True),
+        check_int(max_dark_frames, "max_dark_frames", low=0),
+    )
 
 
 def link_localizations(table, *, max_distance_nm=50.0, max_dark_frames=1):

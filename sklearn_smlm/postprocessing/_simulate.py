@@ -1,32 +1,21 @@
 """Table-level simulation of long blinking acquisitions, with drift and fiducials."""
 
-import numbers
-
 import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
+from .._validation import check_int, check_real
 from ..simulation import Structure, blink_expand, make_filaments
 
 __all__ = ["simulate_localizations", "simulate_drift"]
 
 
 def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return int(value)
+    return check_int(value, name, low=minimum)
 
 
 def _check_float(value, name, *, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {value!r}.")
-    value = float(value)
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        sign = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {sign}, got {value}.")
-    return value
+    return check_real(value, name, low=0, low_open=not allow_zero)
 
 
 def simulate_drift(
