@@ -356,15 +356,16 @@ def n_frames_of(y):
 def set_precision(loc, precision):
     """Switch a fitted localizer between fp32 and bf16 inference.
 
-    ``set_params(precision=...)`` alone does not reach the fitted network step
-    (the resolved ``precision_`` is fixed at fit time), hence the second line.
+    ``predict`` resolves the localizer's ``precision`` at each call; the
+    fitted network step is set too, for code that calls it directly. (The
+    skorch net is not touched: on a loaded model it is built only on demand,
+    and prediction does not read it.)
     """
     from sklearn_smlm.nn import resolve_precision
 
     loc.set_params(precision=precision)
     loc.regressor_.set_params(precision=precision)
     loc.regressor_.precision_ = resolve_precision(precision, loc.regressor_.device_)
-    loc.regressor_.net_.precision = loc.regressor_.precision_
     return loc
 
 
