@@ -22,7 +22,6 @@ Widths are in nanometres in the sample plane, depths in nanometres of the
 sample (the axial positions written to ``z_nm``).
 """
 
-import numbers
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._files import atomic_path
-from ._validation import check_frames, check_positive
+from ._validation import check_frames, check_positive, check_real
 from .fitting._astig import cut_boxes, fit_elliptical
 from .fitting._detect import detect_candidates
 from .simulation._psf import defocus_width
@@ -69,11 +68,7 @@ def _check_curve(curve, axis, model):
     out = {}
     for key in _HUANG_KEYS:
         value = curve.get(key, 0.0)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"{axis}.{key} must be a number, got {value!r}.")
-        if not np.isfinite(value):
-            raise ValueError(f"{axis}.{key} must be finite, got {value!r}.")
-        out[key] = float(value)
+        out[key] = check_real(value, f"{axis}.{key}")
     for key in ("sigma0_nm", "depth_nm"):
         if out[key] <= 0:
             raise ValueError(f"{axis}.{key} must be > 0, got {out[key]!r}.")
@@ -415,7 +410,7 @@ class AstigmaticCalibration(BaseEstimator):
         """
         frames = check_frames(X, dtype=np.float32, allow_single=False)
         step = self.z_step_nm
-        if isinstance(step, bool) or not isinstance(step, numbers.Real) or step == 0:
+        if check_real(step, "z_step_nm") == 0:
             raise ValueError(f"z_step_nm must be a non-zero number, got {step!r}.")
         for name in ("pixel_size_nm", "e_per_adu", "em_gain"):
             check_positive(getattr(self, name), name)

@@ -1,13 +1,11 @@
 """Distance-transform target maps: emitter positions to super-resolved maps."""
 
-import numbers
-
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ._localizations import check_positions
-from ._validation import check_positive
+from ._validation import check_int, check_positive
 
 __all__ = ["distance_transform_maps", "DistanceTransform"]
 
@@ -129,23 +127,14 @@ def _frame_map(out, row, col, alpha, d_max):
 
 
 def _check_frame_shape(frame_shape):
+    what = "a pair of positive integers (height, width) in camera pixels"
     try:
         shape = tuple(frame_shape)
     except TypeError:
-        shape = None
-    if (
-        shape is None
-        or len(shape) != 2
-        or not all(
-            isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
-            for s in shape
-        )
-    ):
-        raise ValueError(
-            f"frame_shape must be a pair of positive integers (height, width) in "
-            f"camera pixels, got {frame_shape!r}."
-        )
-    return int(shape[0]), int(shape[1])
+        raise TypeError(f"frame_shape must be {what}, got {frame_shape!r}.") from None
+    if len(shape) != 2:
+        raise ValueError(f"frame_shape must be {what}, got {frame_shape!r}.")
+    return tuple(check_int(s, f"frame_shape[{i}]", low=1) for i, s in enumerate(shape))
 
 
 class DistanceTransform(TransformerMixin, BaseEstimator):

@@ -17,7 +17,6 @@ This module also holds the package's format dispatch
 recognised by their HDF5 signature, everything else goes to the CSV readers.
 """
 
-import numbers
 import os
 import warnings
 
@@ -27,6 +26,7 @@ import pandas as pd
 from .. import __version__
 from .._files import atomic_path
 from .._localizations import validate_localizations
+from .._validation import check_real
 from ._common import SMLMFileError, _check_file
 from ._csv import read_localizations as read_csv_localizations
 from ._csv import write_localizations as write_csv_localizations
@@ -63,17 +63,12 @@ _MAPPED = {
 
 
 def _check_pixel_size(pixel_size_nm):
-    if (
-        isinstance(pixel_size_nm, bool)
-        or not isinstance(pixel_size_nm, numbers.Real)
-        or not np.isfinite(pixel_size_nm)
-        or pixel_size_nm <= 0
-    ):
-        raise ValueError(
-            "Picasso files store positions in camera pixels: pixel_size_nm must be "
-            f"a number > 0, got {pixel_size_nm!r}."
-        )
-    return float(pixel_size_nm)
+    try:
+        return check_real(pixel_size_nm, "pixel_size_nm", low=0, low_open=True)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"Picasso files store positions in camera pixels: {exc}"
+        ) from None
 
 
 def _sidecar(path):

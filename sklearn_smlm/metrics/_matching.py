@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .._localizations import localizations_from_list, validate_localizations
+from .._validation import check_real
 
 __all__ = ["match_localizations"]
 
@@ -123,10 +124,7 @@ def check_matching_params(
 
 
 def _check_nonnegative(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number of nanometres, got {value!r}.")
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+    check_real(value, name, low=0)
 
 
 def candidate_pairs(true, pred, max_distance_nm, axial_tolerance_nm=None):
