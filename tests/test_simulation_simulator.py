@@ -387,7 +387,6 @@ def test_sklearn_params_and_clone():
         ({"psf_sigma_nm": 0.0}, "psf_sigma_nm must be > 0"),
         ({"psf_fwhm_nm": -3.0}, "psf_fwhm_nm must be > 0"),
         ({"frame_shape": (0, 64)}, "frame_shape must be two integers >= 1"),
-        ({"frame_shape": 64}, "frame_shape must be a pair"),
         ({"pixel_size_nm": 0}, "pixel_size_nm must be > 0"),
         ({"camera": "ccd"}, "camera must be one of"),
         ({"photons": (500.0, 100.0)}, "low <= high"),
@@ -410,9 +409,15 @@ def test_bad_parameters_give_clear_errors(params, match):
 
 def test_bad_n_frames_and_chunk_size():
     sim = _sim()
-    with pytest.raises(ValueError, match="n_frames must be an integer >= 1"):
+    with pytest.raises(ValueError, match="n_frames must be >= 1, got 0"):
         sim.simulate(0)
     with pytest.raises(ValueError, match="chunk_size must be"):
         next(sim.iter_simulate(4, chunk_size=0))
     with pytest.raises(ValueError, match="em_gain must be a number"):
         _sim(em_gain="high").simulate(1)
+    with pytest.raises(TypeError, match="frame_shape must be a pair"):
+        _sim(frame_shape=64).simulate(1)
+    with pytest.raises(TypeError, match="n_frames must be an integer"):
+        sim.simulate(2.0)
+    with pytest.raises(TypeError, match="chunk_size must be an integer"):
+        next(sim.iter_simulate(4, chunk_size=1.5))

@@ -1,11 +1,10 @@
 """The eight flips and 90-degree rotations, applied to frames and positions together."""
 
-import numbers
-
 import numpy as np
 import pandas as pd
 
 from .._localizations import _as_position_array
+from .._validation import check_int
 
 __all__ = ["augment_dihedral", "dihedral_positions", "SHAPE_PRESERVING"]
 
@@ -65,8 +64,12 @@ def dihedral_positions(xy, k, shape, pixel_size_nm):
 
 
 def _check_k(k, square):
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k <= 7:
-        raise ValueError(f"k must be None, 'all' or an integer 0..7, got {k!r}.")
+    try:
+        check_int(k, "k", low=0, high=7)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"k must be None, 'all' or an integer 0..7, got {k!r}."
+        ) from None
     if not square and k % 2 == 1:
         raise ValueError(
             f"transform k={k} is a quarter turn and would swap the frame's height "

@@ -1,10 +1,9 @@
 """Bead z-stacks: fixed emitters imaged through focus, for astigmatic calibration."""
 
-import numbers
-
 import numpy as np
 import pandas as pd
 
+from .._validation import check_int
 from ._psf import render_spots
 
 __all__ = ["simulate_bead_stack", "astigmatic_widths"]
@@ -134,8 +133,7 @@ def simulate_bead_stack(
     step = float(z_step_nm)
     if not step > 0:
         raise ValueError(f"z_step_nm must be > 0, got {z_step_nm!r}.")
-    if isinstance(n_beads, bool) or not isinstance(n_beads, numbers.Integral):
-        raise TypeError(f"n_beads must be an integer, got {n_beads!r}.")
+    check_int(n_beads, "n_beads")
     h, w = (int(v) for v in frame_shape)
     px = float(pixel_size_nm)
     rng = np.random.default_rng(random_state)

@@ -10,6 +10,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from threadpoolctl import ThreadpoolController
 
+from .._validation import check_int, check_real
 from ._augment import SHAPE_PRESERVING, _transform_frames, dihedral_positions
 from ._background import background_photons_map
 from ._beads import astigmatic_widths
@@ -399,12 +400,7 @@ default=None
         [2, 2, 1]
         """
         n_frames = self._check_n_frames(n_frames)
-        if (
-            isinstance(chunk_size, bool)
-            or not isinstance(chunk_size, numbers.Integral)
-            or chunk_size < 1
-        ):
-            raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}.")
+        chunk_size = check_int(chunk_size, "chunk_size", low=1)
         config = self._validate()
         buf_X, buf_y, buf_t, n_buf = [], [], [], 0
         first = 0
@@ -434,13 +430,7 @@ default=None
     # ------------------------------------------------------------ internals
     @staticmethod
     def _check_n_frames(n_frames):
-        if (
-            isinstance(n_frames, bool)
-            or not isinstance(n_frames, numbers.Integral)
-            or n_frames < 1
-        ):
-            raise ValueError(f"n_frames must be an integer >= 1, got {n_frames!r}.")
-        return int(n_frames)
+        return check_int(n_frames, "n_frames", low=1)
 
     def _validate(self):
         if not isinstance(self.camera, str) and self.camera is not None:
@@ -594,15 +584,7 @@ default=None
             if s == "uniform":
                 return Structure("uniform", extended, z_range_nm=z_range)
             if s == "filaments":
-                n_fil = self.n_filaments
-                if (
-                    isinstance(n_fil, bool)
-                    or not isinstance(n_fil, numbers.Integral)
-                    or n_fil < 1
-                ):
-                    raise ValueError(
-                        f"n_filaments must be an integer >= 1, got {n_fil!r}."
-                    )
+                n_fil = check_int(self.n_filaments, "n_filaments", low=1)
                 width = _positive(
                     self.filament_width_nm, "filament_width_nm", allow_zero=True
                 )
@@ -923,13 +905,7 @@ def _is_real(v):
 
 
 def _positive(value, name, *, allow_zero=False):
-    if not _is_real(value):
-        raise TypeError(f"{name} must be a number, got {value!r}.")
-    value = float(value)
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}.")
-    return value
+    return check_real(value, name, low=0, low_open=not allow_zero)
 
 
 def _value_or_range(value, name, *, allow_zero=False):
@@ -970,16 +946,16 @@ def _pair(value, name, *, ordered=False, signed=False):
 def _check_shape(shape):
     try:
         h, w = shape
-    except (TypeError, ValueError):
-        raise ValueError(
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
             f"frame_shape must be a pair (height, width), got {shape!r}."
         ) from None
-    for v in (h, w):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(
-                f"frame_shape must be two integers >= 1 (height, width), got {shape!r}."
-            )
-    return int(h), int(w)
+    try:
+        return check_int(h, "frame_shape", low=1), check_int(w, "frame_shape", low=1)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(
+            f"frame_shape must be two integers >= 1 (height, width), got {shape!r}."
+        ) from None
 
 
 def _check_map(value, shape, name):
