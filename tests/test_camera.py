@@ -154,7 +154,6 @@ def test_fitter_with_a_camera_equals_the_shorthand():
 def test_camera_of_a_loaded_localizer_is_a_parameter():
     X, _ = PAFPSimulator(frame_shape=(24, 24), random_state=1).simulate(4)
     loc = DistanceTransformLocalizer.pretrained(device="cpu")
-    normalizer = loc.normalizer_
     # the shorthand on the normalizer, as a model trained with it would have
     reference = clone(loc)
     reference.__dict__.update(loc.__dict__)
