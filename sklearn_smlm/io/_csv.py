@@ -660,40 +660,14 @@ def _sniff(path):
 
 
 def read_localizations(path):
-    """Read a localization CSV file, recognising its layout from the first line.
+    """Read a localization CSV file, recognising its layout from the header.
 
-    The rule, applied to the header line:
-
-    1. a field ``x [nm]`` -> ThunderSTORM (:func:`read_thunderstorm_csv`);
-    2. fields ``x_nm`` and ``y_nm`` -> the library's own layout, written by
-       ``write_localizations(..., format="native")``: columns are the table's
-       own and ``frame`` is **0-based**;
-    3. a field ``xnano``, a header ``frame, x, y, ...`` or a first line of
-       numbers (no header) -> SMLM challenge (:func:`read_challenge_csv`).
-
-    Anything else raises :class:`SMLMFileError`.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The CSV file.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        A validated localization table with 0-based ``frame``.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> import pandas as pd
-    >>> from sklearn_smlm.io import read_localizations, write_localizations
-    >>> path = os.path.join(tempfile.mkdtemp(), "locs.csv")
-    >>> table = pd.DataFrame({"frame": [0, 2], "x_nm": [1.5, 2.5],
-    ...                       "y_nm": [3.0, 4.0], "score": [0.9, 0.7]})
-    >>> write_localizations(table, path, format="native")
-    >>> read_localizations(path).equals(table)
-    True
+    The CSV part of the public :func:`sklearn_smlm.io.read_localizations`
+    (which also reads Picasso HDF5 files), where the rule is documented: a
+    field ``x [nm]`` is ThunderSTORM, fields ``x_nm`` and ``y_nm`` the
+    library's own layout (0-based ``frame``), ``xnano``, ``frame, x, y`` or a
+    first line of numbers the SMLM challenge's; anything else raises
+    :class:`SMLMFileError`.
     """
     kind = _sniff(path)
     if kind == "thunderstorm":
