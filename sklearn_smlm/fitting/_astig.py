@@ -33,6 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_frames, check_positive
 from ._detect import detect_candidates
+from ._localizer import _box_members
 
 __all__ = [
     "AstigmaticFitLocalizer",
@@ -466,37 +467,6 @@ def _centroid_xy(data):
     dy = np.where(total > 0, (patch.sum(axis=2) * d).sum(axis=1) / safe, 0.0)
     dx = np.where(total > 0, (patch.sum(axis=1) * d).sum(axis=1) / safe, 0.0)
     return np.column_stack([c + dx, c + dy]), bg, signal.sum(axis=(1, 2))
-
-
-def _box_members(f, fx, fy, r0, c0, size, max_emitters, margin=0.0):
-    """For every candidate: itself, then the nearest others in its box.
-
-    Others count when they lie within ``margin`` pixels outside the box too
-    (their light spills in).
-    """
-    n = len(f)
-    if not n:
-        return []
-    # frames far apart in a third coordinate keep neighbours within one frame
-    points = np.column_stack([fx, fy, f * (4.0 * size + 1e3)])
-    tree = cKDTree(points)
-    near = tree.query_ball_point(points, r=float(size + margin), p=np.inf)
-    members = []
-    for i in range(n):
-        others = np.array([j for j in near[i] if j != i], dtype=np.int64)
-        if len(others):
-            lo, hi = -0.5 - margin, size - 0.5 + margin
-            inside = (
-                (fx[others] - c0[i] >= lo)
-                & (fx[others] - c0[i] <= hi)
-                & (fy[others] - r0[i] >= lo)
-                & (fy[others] - r0[i] <= hi)
-            )
-            others = others[inside]
-            dist = np.hypot(fx[others] - fx[i], fy[others] - fy[i])
-            others = others[np.argsort(dist, kind="stable")][: max_emitters - 1]
-        members.append([i, *others.tolist()])
-    return members
 
 
 def _not_duplicates(f, x, y, f_new, x_new, y_new, min_px=1.0):
@@ -962,8 +932,17 @@ AstigmaticCalibration.from_parameters`, a saved file or a Picasso file).
         inside &= (params[:, 1] >= -0.5) & (params[:, 1] <= size - 0.5)
         fx = np.where(inside, fx, col)
         fy = np.where(inside, fy, row)
+        # the 2-D fitter's rule: its margin counts from the box's edge pixel
+        # centres, this one from the box's outer edge, half a pixel further
         members = _box_members(
-            f, fx, fy, r0, c0, size, int(self.max_emitters), _NEIGHBOUR_MARGIN_PX
+            f,
+            fx,
+            fy,
+            r0,
+            c0,
+            size,
+            int(self.max_emitters),
+            margin_px=_NEIGHBOUR_MARGIN_PX + 0.5,
         )
         k_of = np.array([len(m) for m in members], dtype=np.int64)
         n_start = np.maximum(np.where(ok, params[:, 2], 1.0), 1.0)
