@@ -119,6 +119,42 @@ def test_table_commands_fail_in_one_line(drifting, capsys):
     assert_one_line_error(capsys.readouterr().err, "frc")
 
 
+def test_library_errors_name_the_command_flags(drifting, capsys):
+    # the library says segment_frames / method='rcc' / min_fraction; a user of
+    # the command line knows the flags
+    folder, path, _, _ = drifting
+    out = str(folder / "u.csv")
+    assert main(["undrift", str(path), "-o", out, "--segment-frames", "2999"]) == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err, "undrift")
+    assert "--segment-frames 2999 gives fewer" in err
+    assert "segment_frames" not in err
+    argv = ["undrift", str(path), "-o", out, "--method", "fiducial"]
+    assert main(argv + ["--min-fraction", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "Use --method rcc, or lower --min-fraction." in err, err
+    # a flag that sets a parameter of another name is said as that flag
+    argv = ["undrift", str(path), "-o", out, "--render-pixel-nm", "0.001"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "give a larger --render-pixel-nm" in err and "pixel_size_nm" not in err
+    assert main(["frc", str(path), "--block-frames", "5000"]) == 1
+    err = capsys.readouterr().err
+    assert "(use a smaller --block-frames or --split random)" in err, err
+
+
+def test_in_flags_leaves_python_calls_and_plain_words_alone():
+    from sklearn_smlm.cli._common import in_flags
+
+    flags = {"threshold": "--threshold", "block_frames": "--block-frames"}
+    text = "raise it (set_params(threshold=300)); the threshold of block_frames=2"
+    assert in_flags(text, flags) == (
+        "raise it (set_params(threshold=300)); the threshold of --block-frames 2"
+    )
+    assert in_flags("x --block-frames y", flags) == "x --block-frames y"
+    assert in_flags("no flags", None) == "no flags"
+
+
 def test_localize_writes_picasso(tmp_path, capsys):
     assert (
         main(

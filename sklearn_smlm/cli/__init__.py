@@ -14,7 +14,10 @@ GPU, ...), 2 usage error (bad arguments), 130 interrupted (Ctrl-C).
 Layout: one module per command (``localize.py``, ``simulate.py``, ...), each
 with ``add_parser(subparsers)`` (its options) beside ``run(args, reporter)``
 (what it does); what they share is in ``_common.py``. To add a command, write
-its module and append it to :data:`COMMANDS`.
+its module and append it to :data:`COMMANDS`. A library error names its Python
+parameters; the message the user sees names the command's flags instead
+(``segment_frames`` -> ``--segment-frames``); a command whose flag differs
+from the parameter it sets lists it in ``PARAM_FLAGS``.
 
 Examples
 --------
@@ -48,7 +51,9 @@ from ._common import (
     add_common,
     describe,
     example,
+    in_flags,
     one_line,
+    param_flags,
 )
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -97,6 +102,10 @@ def build_parser():
     )
     for command in COMMANDS:
         command.add_parser(sub)
+        # library errors name Python parameters; say them as this command's flags
+        renames = getattr(command, "PARAM_FLAGS", None)
+        command_parser = sub.choices[command.NAME]
+        command_parser.set_defaults(param_flags=param_flags(command_parser, renames))
     return parser
 
 
@@ -121,6 +130,7 @@ def main(argv=None):
     parser = build_parser()
     debug = "--debug" in argv
     prog = PROG
+    flags = None
     try:
         try:
             args = parser.parse_args(argv)
@@ -131,6 +141,7 @@ def main(argv=None):
             parser.print_help(sys.stderr)
             return 2
         prog = f"{PROG} {args.command}"
+        flags = args.param_flags
         reporter = Reporter(prog, args.quiet)
         return args.func(args, reporter)
     except KeyboardInterrupt as exc:
@@ -148,6 +159,8 @@ def main(argv=None):
         if isinstance(exc, CLIError) and exc.code == 2 and prog == PROG:
             prog = _prog_from_message(str(exc), prog)
         message = describe(exc)
+        if isinstance(exc, ValueError):
+            message = in_flags(message, flags)
         note = getattr(exc, "partial_note", None)
         if note:
             message += f" ({note})"

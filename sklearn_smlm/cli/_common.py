@@ -118,11 +118,15 @@ def fraction(text):
     return value
 
 
-def quantum_efficiency(text):
+def positive_fraction(text):
+    """Parse a number in (0, 1]: a quantum efficiency, a share of frames."""
     value = number(text)
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
     return value
+
+
+quantum_efficiency = positive_fraction
 
 
 def example(*lines):
@@ -252,6 +256,72 @@ def isatty(stream):
 
 def one_line(text):
     return " ".join(str(text).split())
+
+
+def param_flags(parser, renames=None):
+    """Map the library's parameter names to the flags of one command.
+
+    A library error names its Python parameter (``segment_frames``); on the
+    command line the user knows ``--segment-frames``. Every option whose
+    destination holds an underscore maps to its long flag; ``renames`` adds
+    the parameters a command passes under another flag (``{"pixel_size_nm":
+    "--render-pixel-nm"}``) and wins over the automatic ones.
+    """
+    flags = {}
+    for action in parser._actions:  # argparse has no public list of options
+        long = [s for s in action.option_strings if s.startswith("--")]
+        if long and action.dest != "help":
+            flags[action.dest] = long[0]
+    flags.update(renames or {})
+    return flags
+
+
+def in_flags(message, flags):
+    """Say ``message``'s parameter names as the command's flags.
+
+    ``name='value'`` and ``name=value`` become ``--flag value``; a bare name
+    is replaced when it holds an underscore (``block_frames``), so ordinary
+    words such as "method" stay as they are. The arguments of a Python call
+    (``set_params(threshold=...)``) are left alone.
+
+    Examples
+    --------
+    >>> flags = {"segment_frames": "--segment-frames", "method": "--method"}
+    >>> in_flags("Use method='rcc' or a smaller segment_frames.", flags)
+    'Use --method rcc or a smaller --segment-frames.'
+    """
+    if not flags:
+        return message
+    words = sorted((n for n in flags if "_" in n), key=len, reverse=True)
+    bare = r"(?<![-\w])(" + "|".join(map(re.escape, words)) + r")\b"
+
+    def assignment(match):
+        name, value = match.group(1), match.group(3)
+        return f"{flags[name]} {value}" if name in flags else match.group(0)
+
+    def outside_calls(text):
+        text = re.sub(r"\b([A-Za-z_]\w*)=(['\"]?)([^'\"\s,;)]*)\2", assignment, text)
+        if words:
+            text = re.sub(bare, lambda m: flags[m.group(1)], text)
+        return text
+
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(message):
+        if char == "(" and (
+            depth or (i and (message[i - 1].isalnum() or message[i - 1] == "_"))
+        ):
+            if depth == 0:
+                parts.append(outside_calls(message[start:i]))
+                start = i
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+            if depth == 0:
+                parts.append(message[start : i + 1])
+                start = i + 1
+    tail = message[start:]
+    parts.append(tail if depth else outside_calls(tail))
+    return "".join(parts)
 
 
 def describe(exc):

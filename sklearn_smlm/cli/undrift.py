@@ -1,6 +1,14 @@
 """``sklearn-smlm undrift``: estimate and remove the stage drift of a table."""
 
-from ._common import PROG, Formatter, add_common, example, positive_int, positive_number
+from ._common import (
+    PROG,
+    Formatter,
+    add_common,
+    example,
+    positive_fraction,
+    positive_int,
+    positive_number,
+)
 from ._tables import (
     add_input,
     add_output,
@@ -12,6 +20,8 @@ from ._tables import (
 )
 
 NAME = "undrift"
+#: DriftCorrector parameters set by a flag of another name (errors say the flag)
+PARAM_FLAGS = {"pixel_size_nm": "--render-pixel-nm"}
 
 
 def add_parser(subparsers):
@@ -56,6 +66,20 @@ def add_parser(subparsers):
         help="largest drift between two segments (rcc)",
     )
     p.add_argument(
+        "--radius-nm",
+        type=positive_number,
+        default=100.0,
+        metavar="NM",
+        help="search radius around a fiducial (fiducial)",
+    )
+    p.add_argument(
+        "--min-fraction",
+        type=positive_fraction,
+        default=0.5,
+        metavar="F",
+        help="fraction of frames in which a fiducial must appear (fiducial)",
+    )
+    p.add_argument(
         "--plot", metavar="PNG", help="plot the estimated drift curves to a PNG"
     )
     p.add_argument(
@@ -81,6 +105,8 @@ def run(args, reporter):
         segment_frames=args.segment_frames,
         pixel_size_nm=args.render_pixel_nm,
         max_drift_nm=args.max_drift_nm,
+        radius_nm=args.radius_nm,
+        min_fraction=args.min_fraction,
     ).fit(table)
     corrected = corrector.transform(table)
     what = write_table(corrected, args, fmt, table, reporter, "undrift")
