@@ -23,8 +23,11 @@ __all__ = [
     "save_model",
 ]
 
-#: Version of the model file layout; files of another version are refused.
-MODEL_FORMAT_VERSION = 1
+#: Version of the model file layout that is written. Version 2 added 3D
+#: models (``z_range_nm`` and the network's depth head); version 1 files
+#: (2D, written before) still load. Files of other versions are refused.
+MODEL_FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _MODEL_FORMAT = "sklearn-smlm-model"
 _PRETRAINED_DIR = Path(__file__).parent / "models"
 
@@ -43,6 +46,8 @@ def save_model(localizer, path):
         k: v for k, v in localizer.get_params(deep=False).items() if k not in objects
     }
     params["stages"] = list(params["stages"]) if params["stages"] else None
+    if params.get("z_range_nm") is not None:
+        params["z_range_nm"] = [float(v) for v in params["z_range_nm"]]
     if not isinstance(params["random_state"], (int, type(None))):
         params["random_state"] = None
     normalizer = localizer.normalizer_
@@ -158,11 +163,11 @@ def load_model(path, *, device="auto"):
             "was saved."
         )
     version = metadata.get("format_version")
-    if version != MODEL_FORMAT_VERSION:
+    if version not in _READABLE_VERSIONS:
         raise ModelFileError(
             f"{path}: model file format version {version} (written by sklearn-smlm "
             f"{metadata.get('library_version')}) cannot be read by sklearn-smlm "
-            f"{_library_version()}, which reads version {MODEL_FORMAT_VERSION}; "
+            f"{_library_version()}, which reads versions 1-{MODEL_FORMAT_VERSION}; "
             "retrain the model or use the library version that wrote it."
         )
     if metadata.get("estimator") != "DistanceTransformLocalizer":
@@ -170,6 +175,8 @@ def load_model(path, *, device="auto"):
 
     params = dict(metadata["params"])
     params["stages"] = tuple(params["stages"]) if params["stages"] else None
+    if params.get("z_range_nm") is not None:  # a 3D model (version 2)
+        params["z_range_nm"] = tuple(params["z_range_nm"])
     params["device"] = device
     normalizer = FrameNormalizer(**metadata["normalizer"]["params"])
     params.pop("refiner", None)  # files of the same format may list it (None)

@@ -19,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._chunks import check_chunk_size, iter_chunk_tables
 from ._conditions import check_and_warn, choose_pretrained, drop_noise_frames
+from ._depth import add_z_column, check_z_range, depth_targets, positions_with_z
 from ._localizations import check_positions
 from ._persistence import (  # noqa: F401 - public and former import paths
     _PRETRAINED_DIR,
@@ -65,6 +66,8 @@ def _check_params(est):
         raise ValueError(
             f"precision must be 'auto', 'fp32' or 'bf16', got {est.precision!r}."
         )
+    if est.z_range_nm is not None:
+        check_z_range(est.z_range_nm, est.upsampling)
 
 
 class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
@@ -88,6 +91,12 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
     d_max : float, default=35.0
         Radius of the target peaks, in map pixels (35 map pixels at r = 7 are
         5 camera pixels).
+    z_range_nm : tuple of float (low, high), optional
+        Learn z as well (a 3D model, for astigmatic frames): the network gets
+        a depth head that regresses a z map beside the distance-transform map
+        (:class:`~sklearn_smlm.nn.SubPixelCNN` with ``predict_z=True``,
+        folded head only), ``fit`` needs ``(x_nm, y_nm, z_nm)`` positions and
+        z is scaled to [-1, 1] over this axial range. None (default): 2D.
     n_layers : int, default=9
         Number of 3x3 convolution layers before the upscaling.
     n_channels : int, default=32
@@ -151,6 +160,7 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
         upscaling=7,
         alpha=7.0,
         d_max=35.0,
+        z_range_nm=None,
         n_layers=9,
         n_channels=32,
         upsampling="folded",
@@ -171,6 +181,7 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
         self.upscaling = upscaling
         self.alpha = alpha
         self.d_max = d_max
+        self.z_range_nm = z_range_nm
         self.n_layers = n_layers
         self.n_channels = n_channels
         self.upsampling = upsampling
@@ -193,7 +204,7 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
         return math.expm1(self.alpha)
 
     def _module_kwargs(self):
-        return {
+        kwargs = {
             "n_layers": self.n_layers,
             "n_channels": self.n_channels,
             "upscaling": self.upscaling,
@@ -201,12 +212,15 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
             "stages": self.stages,
             "dropout": self.dropout,
         }
+        if self.z_range_nm is not None:  # a 3D model: the depth head
+            kwargs["predict_z"] = True
+        return kwargs
 
     def _build_net(self, train_split=None, callbacks=(), seed=0):
         import torch
         from skorch.callbacks import EarlyStopping, LRScheduler
 
-        from .nn import MapNet, SubPixelCNN
+        from .nn import DepthMapLoss, MapNet, SubPixelCNN
 
         kwargs = {f"module__{k}": v for k, v in self._module_kwargs().items()}
         callbacks = list(callbacks)
@@ -231,7 +245,7 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
         generator = torch.Generator().manual_seed(seed)
         return MapNet(
             SubPixelCNN,
-            criterion=torch.nn.MSELoss,
+            criterion=torch.nn.MSELoss if self.z_range_nm is None else DepthMapLoss,
             optimizer=torch.optim.Adam,
             lr=self.lr,
             max_epochs=self.max_epochs,
@@ -261,7 +275,17 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
                 alpha=self.alpha,
                 d_max=self.d_max,
             )
-            chunks.append(torch.from_numpy(maps / self.peak_value).to(torch.float16))
+            maps = maps / self.peak_value
+            if self.z_range_nm is not None:  # 3D: (n, 3, rH, rW) map, z, weight
+                maps = depth_targets(
+                    positions[start : start + 64],
+                    maps,
+                    frame_shape,
+                    pixel_size_nm=self.pixel_size_nm,
+                    upscaling=self.upscaling,
+                    z_range_nm=self.z_range_nm,
+                )
+            chunks.append(torch.from_numpy(maps).to(torch.float16))
         return torch.cat(chunks)
 
     def fit(self, X, y):
@@ -310,7 +334,10 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
 
         _check_params(self)
         frames = check_frames(X)
-        positions = check_positions(y, n_frames=len(frames))
+        if self.z_range_nm is not None:  # keep z: (x_nm, y_nm, z_nm) per frame
+            positions = positions_with_z(y, n_frames=len(frames))
+        else:
+            positions = check_positions(y, n_frames=len(frames))
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         self.device_ = resolve_device(self.device)
@@ -319,10 +346,14 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
 
         targets = self._encode_targets(positions, self.frame_shape_)
         frames_t = torch.from_numpy(np.ascontiguousarray(frames))
+        # quarter turns swap the x and y widths of an astigmatic PSF (z's sign)
+        keep = self.z_range_nm is not None
         if warm_start:
             # More training frames; the validation frames of the first fit stay
             # the reference for early stopping and the learning-rate schedule.
-            train = MapDataset(frames_t, targets, augment=self.augment, seed=seed)
+            train = MapDataset(
+                frames_t, targets, augment=self.augment, seed=seed, keep_axes=keep
+            )
             net = self.net_
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
@@ -342,7 +373,11 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
         valid_idx = torch.from_numpy(np.sort(order[:n_valid]))
         train_idx = torch.from_numpy(np.sort(order[n_valid:]))
         train = MapDataset(
-            frames_t[train_idx], targets[train_idx], augment=self.augment, seed=seed
+            frames_t[train_idx],
+            targets[train_idx],
+            augment=self.augment,
+            seed=seed,
+            keep_axes=keep,
         )
         split = None
         if n_valid:
@@ -434,12 +469,21 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
         module.eval()
         device = self.device_
         folded = getattr(module, "upsampling", None) == "folded"
+        depth = hasattr(module, "z_head")
         with torch.inference_mode(), autocast(device, self.precision_):
             for start in range(0, len(frames), batch_size):
                 x = torch.from_numpy(
                     np.ascontiguousarray(frames[start : start + batch_size])
                 )
                 x = x[:, None].to(device).contiguous(memory_format=torch.channels_last)
+                if depth:  # 3D: the map's channels and the z map's
+                    channels, z = module.subpixel_channels_z(x)
+                    maps = SubPixelMaps(
+                        _channels_last(channels), self.upscaling, self.peak_value
+                    )
+                    maps.z_channels = _channels_last(z)
+                    yield maps
+                    continue
                 if folded:
                     # (n, r^2, H, W) channels-last is (n, H, W, r^2) in memory
                     channels = module.subpixel_channels(x).float().permute(0, 2, 3, 1)
@@ -458,6 +502,11 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
     # Persistence of the torch state without pickles, see save_model/load_model.
     def _state(self):
         return {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
+
+
+def _channels_last(channels):
+    """(n, c, H, W) tensor to a contiguous float32 (n, H, W, c) numpy array."""
+    return channels.float().permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
 class DistanceTransformLocalizer(BaseEstimator):
@@ -504,9 +553,9 @@ class DistanceTransformLocalizer(BaseEstimator):
         photons before the normalizer (which then uses this camera instead of
         its own) and to give the ``refiner`` the same camera. None keeps the
         fitted normalizer's conversion.
-    pixel_size_nm, upscaling, alpha, d_max, n_layers, n_channels, upsampling, \
-stages, dropout, max_epochs, batch_size, lr, validation_fraction, patience, \
-augment, precision, device, random_state, verbose
+    pixel_size_nm, upscaling, alpha, d_max, z_range_nm, n_layers, n_channels, \
+upsampling, stages, dropout, max_epochs, batch_size, lr, validation_fraction, \
+patience, augment, precision, device, random_state, verbose
         As in :class:`DistanceTransformRegressor`.
 
     Attributes
@@ -545,6 +594,7 @@ augment, precision, device, random_state, verbose
         upscaling=7,
         alpha=7.0,
         d_max=35.0,
+        z_range_nm=None,
         n_layers=9,
         n_channels=32,
         upsampling="folded",
@@ -571,6 +621,7 @@ augment, precision, device, random_state, verbose
         self.upscaling = upscaling
         self.alpha = alpha
         self.d_max = d_max
+        self.z_range_nm = z_range_nm
         self.n_layers = n_layers
         self.n_channels = n_channels
         self.upsampling = upsampling
@@ -599,6 +650,11 @@ augment, precision, device, random_state, verbose
     def _check_threshold(self):
         check_real(self.threshold, "threshold")
 
+    def _check_targets(self, y, n_frames):
+        if self.z_range_nm is not None:  # a 3D model learns z: keep it
+            return positions_with_z(y, n_frames=n_frames)
+        return check_positions(y, n_frames=n_frames)
+
     def fit(self, X, y):
         """Train the network on frames and their true emitter positions.
 
@@ -616,7 +672,7 @@ augment, precision, device, random_state, verbose
         """
         self._check_threshold()
         frames = check_frames(X)
-        positions = check_positions(y, n_frames=len(frames))
+        positions = self._check_targets(y, len(frames))
         self.normalizer_ = clone(self.normalizer or FrameNormalizer()).fit(frames)
         self.regressor_ = self._make_regressor().fit(
             self.normalizer_.transform(frames), positions
@@ -644,7 +700,7 @@ augment, precision, device, random_state, verbose
         if not hasattr(self, "regressor_"):
             return self.fit(X, y)
         frames = check_frames(X)
-        positions = check_positions(y, n_frames=len(frames))
+        positions = self._check_targets(y, len(frames))
         self.regressor_.set_params(
             **{k: getattr(self, k) for k in ("max_epochs", "lr", "verbose")}
         )
@@ -862,7 +918,7 @@ augment, precision, device, random_state, verbose
         return clone(self.normalizer_).set_params(**params)
 
     def _peak_columns(self, maps, frame_offset):
-        return localization_columns(
+        columns = localization_columns(
             maps,
             self.threshold,
             upscaling=self.upscaling,
@@ -871,6 +927,16 @@ augment, precision, device, random_state, verbose
             min_distance=self.min_distance,
             refine="auto",
         )
+        if getattr(maps, "z_channels", None) is not None:  # a 3D model
+            columns = add_z_column(
+                columns,
+                maps.z_channels,
+                frame_offset,
+                self.z_range_nm,
+                upscaling=self.upscaling,
+                pixel_size_nm=self.pixel_size_nm,
+            )
+        return columns
 
     def prediction_batch_size(self, frame_shape):
         """Frames per forward pass when none is given.

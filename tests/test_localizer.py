@@ -209,7 +209,7 @@ def test_load_rejects_other_format_version(fitted, tmp_path):
     payload["metadata"] = json.dumps(metadata)
     payload["sha256"] = _checksum(payload["metadata"], payload["state_dict"])
     torch.save(payload, tmp_path / "future.pt")
-    with pytest.raises(ModelFileError, match="format version 2.*9.0.0"):
+    with pytest.raises(ModelFileError, match="format version 3.*9.0.0"):
         load_model(tmp_path / "future.pt")
 
 

@@ -46,7 +46,7 @@ def test_public_import_paths_are_one_object():
     assert sklearn_smlm.load_model is localizer.load_model is _persistence.load_model
     assert sklearn_smlm.ModelFileError is localizer.ModelFileError
     assert localizer.pretrained_names is _persistence.pretrained_names
-    assert localizer.MODEL_FORMAT_VERSION == _persistence.MODEL_FORMAT_VERSION == 1
+    assert localizer.MODEL_FORMAT_VERSION == _persistence.MODEL_FORMAT_VERSION == 2
 
 
 def test_package_import_does_not_import_torch():

@@ -7,10 +7,11 @@ only.
 
 import importlib
 
-from ._modules import SubPixelCNN, fold_subpixel_head
+from ._modules import DepthMapLoss, SubPixelCNN, fold_subpixel_head
 from ._precision import autocast, resolve_precision
 
 __all__ = [
+    "DepthMapLoss",
     "MapDataset",
     "MapNet",
     "SubPixelCNN",

@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["SubPixelCNN", "fold_subpixel_head"]
+__all__ = ["DepthMapLoss", "SubPixelCNN", "fold_subpixel_head"]
 
 _UPSAMPLINGS = ("subpixel", "folded", "multistage")
 
@@ -43,6 +43,11 @@ class SubPixelCNN(nn.Module):
         past the first (only active in training).
     in_channels : int, default=1
         Number of input channels.
+    predict_z : bool, default=False
+        Add a depth head (folded head only): a 3x3 convolution with ReLU and
+        a 3x3 convolution to ``r**2`` channels beside the map's, a z map at
+        the map's resolution (see :meth:`subpixel_channels_z`). ``forward``
+        and the map are unchanged; a network without it has no such weights.
     """
 
     def __init__(
@@ -54,6 +59,7 @@ class SubPixelCNN(nn.Module):
         stages=None,
         dropout=0.0,
         in_channels=1,
+        predict_z=False,
     ):
         super().__init__()
         if upsampling not in _UPSAMPLINGS:
@@ -102,9 +108,23 @@ class SubPixelCNN(nn.Module):
                 ]
             self.upsample = nn.Sequential(*blocks)
             self.head = nn.Conv2d(n_channels, 1, 3, padding=1)
+        if predict_z:
+            if upsampling != "folded":
+                raise ValueError("predict_z needs upsampling='folded'.")
+            self.z_head = nn.Sequential(
+                nn.Conv2d(n_channels, n_channels, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(n_channels, r2, 3, padding=1),
+            )
 
     def forward(self, x):
-        """Map frames (n, c, H, W) to maps (n, 1, r * H, r * W)."""
+        """Map frames (n, c, H, W) to maps (n, 1, r * H, r * W).
+
+        With ``predict_z=True``: (n, 2, r * H, r * W), the map and the z map.
+        """
+        if hasattr(self, "z_head"):
+            shuffle = self.head[1]
+            return torch.cat([shuffle(c) for c in self.subpixel_channels_z(x)], 1)
         if self.upsampling == "folded":
             return self.head[1](self.subpixel_channels(x))
         x = self.upsample(self.features(x))
@@ -133,6 +153,55 @@ class SubPixelCNN(nn.Module):
             with torch.autocast(x.device.type, enabled=False):
                 return conv(x.float())
         return conv(x)
+
+    def subpixel_channels_z(self, x):
+        """Return the folded head's channels and the depth head's, (n, r**2, H, W).
+
+        Only for a network built with ``predict_z=True``: one pass of the
+        feature layers feeds both heads. The first output is
+        :meth:`subpixel_channels`; the second holds the z map's channels in
+        the same layout (channel ``a r + b`` of camera pixel ``(i, j)`` is map
+        pixel ``(r i + a, r j + b)``), on the normalized depth scale the
+        network was trained on. Both are float32.
+        """
+        if not hasattr(self, "z_head"):
+            raise ValueError("subpixel_channels_z needs a network with predict_z=True.")
+        features = self.features(x)
+        conv = self.head[0]
+        if torch.is_autocast_enabled(x.device.type):
+            with torch.autocast(x.device.type, enabled=False):
+                features = features.float()
+                return conv(features), self.z_head(features)
+        return conv(features), self.z_head(features)
+
+
+class DepthMapLoss(nn.Module):
+    """Training loss of a 3D network: the map's MSE plus a weighted z error.
+
+    ``input`` is the network's ``(n, 2, H, W)`` output (map, z map);
+    ``target`` is ``(n, 3, H, W)``: the target map, the target z and the
+    per-pixel weight of the z error (see
+    ``sklearn_smlm._depth.depth_targets``). The loss is
+    ``mean((map - target_map)**2) + z_weight * sum(w (z - target_z)**2) /
+    sum(w)``.
+
+    Parameters
+    ----------
+    z_weight : float, default=0.1
+        Weight of the z term.
+    """
+
+    def __init__(self, z_weight=0.1):
+        super().__init__()
+        self.z_weight = z_weight
+
+    def forward(self, input, target):
+        target = target.float()
+        loss_map = torch.mean((input[:, 0] - target[:, 0]) ** 2)
+        weight = target[:, 2]
+        error = weight * (input[:, 1] - target[:, 1]) ** 2
+        loss_z = error.sum() / weight.sum().clamp_min(1e-6)
+        return loss_map + self.z_weight * loss_z
 
 
 def fold_subpixel_head(module):

@@ -33,26 +33,35 @@ class MapDataset(torch.utils.data.Dataset):
         Draw one of the 8 symmetries at random for every item.
     seed : int
         Seed of the augmentation draws.
+    keep_axes : bool, default=False
+        Only the 4 symmetries that keep the x and y axes (flips and the half
+        turn): for an astigmatic PSF, whose x and y widths encode z. Targets
+        of shape (n, c, r * H, r * W) (a 3D model's map, z and weight) are
+        transformed channel by channel.
     """
 
-    def __init__(self, frames, targets, augment=False, seed=0):
+    def __init__(self, frames, targets, augment=False, seed=0, keep_axes=False):
         self.frames = frames
         self.targets = targets
         self.augment = augment
         self.rng = np.random.default_rng(seed)
         square = frames.shape[-1] == frames.shape[-2]
         self.n_symmetries = 8 if square else 2
+        self.keep_axes = keep_axes
 
     def __len__(self):
         return len(self.frames)
 
     def __getitem__(self, i):
         x = self.frames[i][None]
-        y = self.targets[i][None].float()
+        y = self.targets[i]
+        y = (y if y.ndim == 3 else y[None]).float()
         if self.augment:
             k = int(self.rng.integers(self.n_symmetries))
             if self.n_symmetries == 2:  # non-square frames: a flip keeps the shape
                 k = 4 * k
+            elif self.keep_axes:  # flips and the half turn only
+                k = 2 * (k // 2)
             x, y = _dihedral(x, k), _dihedral(y, k)
         return x.contiguous(), y.contiguous()
 
