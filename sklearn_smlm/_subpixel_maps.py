@@ -15,7 +15,14 @@ full map.
 
 import numpy as np
 
-from .peaks import _DX, _DY, _first_of_plateau, _refine_cone, _refine_quadratic
+from ._peak_kernels import (
+    _DX,
+    _DY,
+    _first_of_plateau,
+    _refine_cone,
+    _refine_quadratic,
+)
+from ._validation import check_real
 
 __all__ = ["SubPixelMaps"]
 
@@ -94,9 +101,9 @@ class SubPixelMaps:
             As :func:`~sklearn_smlm.peaks.find_peaks` returns them, in the same
             order (frame, then raster order of the map).
         """
-        from .peaks import _check_threshold, find_peaks
+        from .peaks import find_peaks
 
-        threshold = _check_threshold(threshold)
+        threshold = check_real(threshold, "threshold")
         channels, r, scale = self.channels, self.upscaling, self.scale
         n, h, w, r2 = channels.shape
         # one sum finds any NaN or infinity (or overflows: then look closer)

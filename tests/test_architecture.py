@@ -64,9 +64,6 @@ def _private_definitions(tree):
 # ``expected_failed_checks`` of the estimator checks): a test that lists them
 # fails once they are gone, so the list only shrinks.
 EXCEPTIONS = {
-    ("_subpixel_maps.py", "import"): "shares the peak finder's refinement "
-    "kernels (peaks._refine_*, _DY/_DX); they belong in a private module both "
-    "import (issue 15)",
     ("_persistence.py", "attribute"): "the model file format reads and restores "
     "the estimators' fitted state (_state, _make_regressor, _copy_fitted); a "
     "public get/set of that state would remove it (issue 15)",
