@@ -38,15 +38,16 @@ def table_of(n_frames, positions):
 
 
 def test_crowded_detections_keep_their_position_and_isolated_ones_are_fitted():
-    # a cluster of 4 detections within 1 um, and one isolated spot
-    cluster = [(8.2, 8.1), (10.1, 8.3), (8.4, 10.2), (10.3, 10.4)]
-    lone = [(24.3, 23.8)]
-    frames, rng = spots(3, cluster + lone)
+    # a 3x3 cluster of detections 2 px apart, and one spot more than 2 um away
+    cluster = [(7.2 + 2.1 * i, 7.1 + 2.05 * j) for i in range(3) for j in range(3)]
+    lone = [(31.3, 30.8)]
+    frames, rng = spots(3, cluster + lone, size=40)
     dets = table_of(3, cluster + lone)
     dets[["x_nm", "y_nm"]] += rng.normal(0.0, 20.0, (len(dets), 2))
     out = refine_localizations(frames, dets)
-    crowded = np.tile([True] * 4 + [False], 3)
-    # 4 detections in a 1 um disc is 1.27 per um^2, above the default 0.7
+    crowded = np.tile([True] * 9 + [False], 3)
+    # 9 detections in the 2 um disc (12.57 um^2) is 0.716 per um^2, above the
+    # default 0.7; the lone spot counts only itself
     assert (out["fit_status"][crowded] == "crowded").all()
     np.testing.assert_array_equal(out.loc[crowded, "x_nm"], dets.loc[crowded, "x_nm"])
     assert out["fit_ok"][~crowded].all()
@@ -61,6 +62,9 @@ def test_crowded_detections_keep_their_position_and_isolated_ones_are_fitted():
     # the rule can be switched off: then the cluster is fitted too
     free = refine_localizations(frames, dets, max_local_density_per_um2=None)
     assert not (free["fit_status"] == "crowded").any()
+    # 8 detections in the disc (0.637 per um^2) are not crowded
+    eight = dets[dets.index % 10 != 0].reset_index(drop=True)
+    assert not (refine_localizations(frames, eight)["fit_status"] == "crowded").any()
 
 
 def test_neighbour_just_outside_the_box_is_fitted_jointly():
