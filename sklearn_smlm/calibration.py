@@ -394,6 +394,83 @@ class AstigmaticCalibration(BaseEstimator):
             Path(tmp).write_text(text, encoding="utf-8")
         return path
 
+    def to_picasso(self, path, *, pixel_size_nm, point_sampled=True, z_step_nm=10.0):
+        """Write the curves as a Picasso 3D calibration YAML (for ``zfit``).
+
+        Picasso (``picasso.zfit``) takes, per axis, a 6th-order polynomial of
+        the spot width in camera pixels against depth in nm. The polynomials
+        are least-squares fits of :meth:`widths` on a grid of ``z_step_nm``
+        over the calibrated range; ``Number of frames`` and ``Step size in
+        nm`` describe that grid, ``Magnification factor`` is 1 (the depths
+        are already the sample's). Picasso takes the range as symmetric
+        around 0: :meth:`from_picasso` reads back ``-h .. h``, ``h`` the
+        half span.
+
+        Parameters
+        ----------
+        path : str or path-like
+        pixel_size_nm : float
+            Camera pixel size of the data Picasso will fit.
+        point_sampled : bool, default=True
+            Write the widths Picasso's Gaussian fitters measure: they sample
+            the Gaussian at the pixel centres instead of integrating it over
+            the pixel, so a spot of width ``sigma`` fits as about
+            ``sqrt(sigma^2 + pixel^2 / 12)`` (what a bead calibration made
+            in Picasso records). False writes :meth:`widths` themselves.
+        z_step_nm : float, default=10.0
+            Spacing of the depths the polynomials are fitted on.
+
+        Returns
+        -------
+        path : pathlib.Path
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> cal = AstigmaticCalibration.from_parameters(
+        ...     x=dict(sigma0_nm=100.0, focus_nm=-200.0, depth_nm=400.0),
+        ...     y=dict(sigma0_nm=100.0, focus_nm=200.0, depth_nm=400.0),
+        ...     z_range_nm=(-500.0, 500.0))
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "picasso_3d.yaml"
+        >>> back = AstigmaticCalibration.from_picasso(
+        ...     cal.to_picasso(path, pixel_size_nm=100.0, point_sampled=False),
+        ...     pixel_size_nm=100.0)
+        >>> [w.round(0).tolist() for w in back.widths([-200.0, 0.0])]
+        [[100.0, 112.0], [141.0, 112.0]]
+        """
+        import yaml
+
+        check_is_fitted(self)
+        px = float(check_positive(pixel_size_nm, "pixel_size_nm"))
+        step = float(check_positive(z_step_nm, "z_step_nm"))
+        lo, hi = self.z_range_nm_
+        half = 0.5 * (hi - lo)
+        n = int(np.ceil(2.0 * half / step)) + 1
+        z = np.linspace(lo, hi, max(n, 7))
+        doc = {}
+        keys = ("X Coefficients", "Y Coefficients")
+        for key, s in zip(keys, self.widths(z), strict=True):
+            s = s / px
+            if point_sampled:
+                s = np.sqrt(s * s + 1.0 / 12.0)
+            # Picasso evaluates the polynomial at z in nm (magnification 1)
+            coef = np.polyfit(z, s, 6)
+            doc[key] = [float(c) for c in coef]
+        doc.update(
+            {
+                "Number of frames": len(z),
+                "Step size in nm": float(2.0 * half / (len(z) - 1)),
+                "Magnification factor": 1.0,
+            }
+        )
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(
+                yaml.safe_dump(doc, sort_keys=False, default_flow_style=None),
+                encoding="utf-8",
+            )
+        return path
+
     # ------------------------------------------------------------- fitting
     def fit(self, X, y=None):
         """Measure the curves on a bead z-stack.

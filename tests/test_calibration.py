@@ -164,6 +164,31 @@ def test_from_picasso_converts_pixels_and_magnification(tmp_path):
         AstigmaticCalibration.from_picasso(tmp_path / "bad.yaml", pixel_size_nm=px)
 
 
+def test_to_picasso_writes_what_from_picasso_and_zfit_read(tmp_path):
+    cal, px = _true(), 130.0
+    z = np.linspace(-600.0, 600.0, 241)
+    path = cal.to_picasso(tmp_path / "p.yaml", pixel_size_nm=px, point_sampled=False)
+    doc = yaml.safe_load(path.read_text())
+    # the keys picasso.zfit reads; 7 coefficients per axis, highest power first
+    assert len(doc["X Coefficients"]) == len(doc["Y Coefficients"]) == 7
+    assert doc["Magnification factor"] == 1.0
+    assert doc["Step size in nm"] * (doc["Number of frames"] - 1) == pytest.approx(1200)
+    # Picasso's width in pixels at depth z is the polynomial at z
+    np.testing.assert_allclose(
+        px * np.polyval(doc["X Coefficients"], z), cal.widths(z)[0], atol=1.0
+    )
+    back = AstigmaticCalibration.from_picasso(path, pixel_size_nm=px)
+    assert back.z_range_nm_ == pytest.approx((-600.0, 600.0))
+    for got, want in zip(back.widths(z), cal.widths(z), strict=True):
+        np.testing.assert_allclose(got, want, atol=1.0)
+    # what Picasso's point-sampled Gaussian fit measures: + a pixel^2 / 12
+    sampled = cal.to_picasso(tmp_path / "s.yaml", pixel_size_nm=px)
+    got = AstigmaticCalibration.from_picasso(sampled, pixel_size_nm=px).widths(z)[1]
+    np.testing.assert_allclose(got, np.hypot(cal.widths(z)[1], px / 12**0.5), atol=1.0)
+    with pytest.raises(ValueError, match="pixel_size_nm"):
+        cal.to_picasso(tmp_path / "x.yaml", pixel_size_nm=-1.0)
+
+
 def test_z_from_widths_inverts_the_curves():
     cal = _true()
     z = np.array([-590.0, -123.0, 0.0, 77.0, 444.0])
