@@ -60,8 +60,25 @@ DENSE_FACTOR = 1.25
 #: emitters/um^2 unresolved pairs look like wide spots (1.10 px spots read
 #: 1.22-1.33 px). It cannot tell a thick sample from dense in-focus frames
 #: (spots 1.21-1.27 px in a 1.5 um slab at 0.3-5 emitters/um^2 of 1.10 px
-#: in-focus spots).
+#: in-focus spots): the spread of the widths does (``THICK_SPREAD``).
 SIGMA_TOLERANCE_PX = (0.15, 0.15)
+#: Thick samples: the spread of the PSF widths of isolated spots (upper
+#: over lower quartile of widths from a Gaussian fit with free width; spots
+#: of raw-pixel SNR >= ``SPREAD_MIN_SNR``, at most ``SPREAD_SPOTS`` of them,
+#: ``SPREAD_ITER`` iterations) at or above this says "defocused spots of
+#: many depths" to a model trained in focus. Simulated frames of the
+#: matrix's 48 conditions (5 seeds: 27000 ... 67000 + cell, 32 frames of
+#: 64 x 64, so 240 chunks): in focus 1.05-1.23 at 0.1-2 emitters/um^2 and up
+#: to 1.26 at up to 0.05 emitters per pixel^2; 1.5 um slabs 1.38-1.81 at
+#: 0.1-2/um^2. Above ``SPREAD_MAX_DENSITY_PX2`` detected emitters per pixel^2
+#: the test says nothing: overlapping in-focus spots reach 1.41 there (the
+#: 2013 preset at 5.5 emitters/um^2: 1.31-1.41).
+THICK_SPREAD = 1.32
+SPREAD_MAX_DENSITY_PX2 = 0.035
+SPREAD_MIN_SNR = 6.0
+SPREAD_MIN_SPOTS = 30
+SPREAD_SPOTS = 200
+SPREAD_ITER = 10
 
 #: Conditions of the shipped models, from ``scripts/train_pretrained.py``'s
 #: settings (what the shipped files were trained on) and the model card. The
@@ -147,17 +164,53 @@ def _raw_snr(frames, rows, cols, frame_index):
     return peak[frame_index, rows, cols] / noise[frame_index]
 
 
-def _spot_sigmas(frames, min_snr=8.0, isolation_px=5):
-    """Per-spot PSF sigma (pixels) of bright isolated spots, by a 3-point fit.
+def _width_spread(frames, f, r, c):
+    """Upper over lower quartile of fitted PSF widths at ``(f, r, c)``, and count.
 
-    Also returns the number of bright spots (wavelet SNR >= ``BRIGHT_SNR``,
-    isolated or not).
-
-    The width along each axis is ``sqrt(-1 / c)`` with ``c`` the second
-    difference of the log of the background-subtracted pixels through the
-    maximum (exact for a sampled Gaussian); the mean of x and y, minus the
-    pixel's own width (``1 / 12`` px^2, pixel integration), per spot.
+    Each 7 x 7 box is fitted with an integrated Gaussian of free width
+    (weighted least squares, :func:`~sklearn_smlm.fitting.fit_boxes`) after
+    its ring median is subtracted and its ring noise scaled to that of a
+    Poisson background of 10, so that the weights suit any camera.
     """
+    from .fitting import fit_boxes
+
+    if len(f) > SPREAD_SPOTS:  # evenly over the chunk, deterministic
+        idx = np.linspace(0, len(f) - 1, SPREAD_SPOTS).astype(np.int64)
+        f, r, c = f[idx], r[idx], c[idx]
+    offsets = np.arange(-3, 4)
+    boxes = frames[
+        f[:, None, None],
+        r[:, None, None] + offsets[None, :, None],
+        c[:, None, None] + offsets[None, None, :],
+    ].astype(np.float64)
+    ring = np.concatenate(
+        [boxes[:, 0, :], boxes[:, -1, :], boxes[:, 1:-1, 0], boxes[:, 1:-1, -1]],
+        axis=1,
+    )
+    scale = 10.0 / np.clip(np.std(ring, axis=1), 1e-6, None) ** 2
+    data = (boxes - np.median(ring, axis=1)[:, None, None]) * scale[:, None, None]
+    data += 10.0
+    n = len(f)
+    init = np.column_stack(
+        [
+            np.full(n, 3.0),
+            np.full(n, 3.0),
+            np.clip(data.sum(axis=(1, 2)) - 490.0, 10.0, None),
+            np.full(n, 10.0),
+            np.full(n, 1.2),
+        ]
+    )
+    params, ok = fit_boxes(data, init, method="lsq", max_iter=SPREAD_ITER)[:2]
+    width = params[:, 4]
+    width = width[ok & (width > 0.5) & (width < 3.5)]
+    if len(width) < SPREAD_MIN_SPOTS:
+        return float("nan"), int(len(width))
+    q25, q75 = np.quantile(width, [0.25, 0.75])
+    return float(q75 / q25), int(len(width))
+
+
+def _isolated_spots(frames, min_snr=SPREAD_MIN_SNR, isolation_px=5):
+    """Frame, row, column, SNR of isolated spots, and the bright-spot count."""
     from scipy.spatial import cKDTree
 
     from .fitting import detect_candidates
@@ -167,14 +220,32 @@ def _spot_sigmas(frames, min_snr=8.0, isolation_px=5):
     h, w = frames.shape[1:]
     n_bright = int(np.sum(snr >= BRIGHT_SNR))
     if len(f) == 0:
-        return np.empty(0), n_bright
+        return f, r, c, snr, n_bright
     pts = np.column_stack([f * 1e6, r, c]).astype(float)
     counts = cKDTree(pts).query_ball_point(pts, isolation_px, return_length=True)
     keep = (counts == 1) & (snr >= min_snr)
     keep &= (r >= 3) & (r < h - 3) & (c >= 3) & (c < w - 3)
-    f, r, c = f[keep], r[keep], c[keep]
+    return f[keep], r[keep], c[keep], snr[keep], n_bright
+
+
+def _spot_sigmas(frames, min_snr=8.0, isolation_px=5):
+    """Per-spot PSF sigma (pixels) of bright isolated spots, by a 3-point fit.
+
+    Also returns the number of bright spots (wavelet SNR >= ``BRIGHT_SNR``,
+    isolated or not) and ``(frame, row, col)`` of the isolated spots of SNR
+    >= ``SPREAD_MIN_SNR`` (for :func:`_width_spread`).
+
+    The width along each axis is ``sqrt(-1 / c)`` with ``c`` the second
+    difference of the log of the background-subtracted pixels through the
+    maximum (exact for a sampled Gaussian); the mean of x and y, minus the
+    pixel's own width (``1 / 12`` px^2, pixel integration), per spot.
+    """
+    f, r, c, snr, n_bright = _isolated_spots(frames, SPREAD_MIN_SNR, isolation_px)
+    isolated = (f, r, c)  # for the width spread (SNR >= SPREAD_MIN_SNR)
+    bright = snr >= min_snr
+    f, r, c = f[bright], r[bright], c[bright]
     if len(f) == 0:
-        return np.empty(0), n_bright
+        return np.empty(0), n_bright, isolated
     offsets = np.arange(-3, 4)
     boxes = frames[
         f[:, None, None],
@@ -192,10 +263,10 @@ def _spot_sigmas(frames, min_snr=8.0, isolation_px=5):
         cy = logs[:, 2, 3] - 2 * logs[:, 3, 3] + logs[:, 4, 3]
         var = 0.5 * (-1.0 / cx + -1.0 / cy) - 1.0 / 12.0
     ok = np.isfinite(var) & (var > 0.05) & (cx < 0) & (cy < 0)
-    return np.sqrt(var[ok]), n_bright
+    return np.sqrt(var[ok]), n_bright, isolated
 
 
-def estimate_conditions(frames, table=None, *, pixel_size_nm=100.0):
+def estimate_conditions(frames, table=None, *, pixel_size_nm=100.0, spread=False):
     """Measure the conditions of frames (and of a model's detections there).
 
     Parameters
@@ -208,6 +279,11 @@ def estimate_conditions(frames, table=None, *, pixel_size_nm=100.0):
         ``frames``, ``x_nm``, ``y_nm``).
     pixel_size_nm : float, default=100.0
         Camera pixel size, to turn ``x_nm`` into pixels and areas into um^2.
+    spread : bool, default=False
+        Also fit the widths of up to 200 isolated spots and return
+        their spread ``psf_width_spread`` (upper over lower quartile; ``nan``
+        below 30 fitted spots) and ``n_fitted``: spots of many widths mean a
+        thick sample (see :data:`THICK_SPREAD`). About 20-60 ms.
 
     Returns
     -------
@@ -235,7 +311,7 @@ def estimate_conditions(frames, table=None, *, pixel_size_nm=100.0):
     frames = frames[:n_max].astype(np.float32)
     n, h, w = frames.shape
     area_um2 = h * w * (pixel_size_nm / 1000.0) ** 2
-    sigmas, n_bright = _spot_sigmas(frames)
+    sigmas, n_bright, isolated = _spot_sigmas(frames)
     enough = len(sigmas) >= 5
     out = {
         "n_frames": int(n),
@@ -247,6 +323,11 @@ def estimate_conditions(frames, table=None, *, pixel_size_nm=100.0):
         if enough
         else float("nan"),
     }
+    if spread:
+        if len(isolated[0]) >= SPREAD_MIN_SPOTS:
+            out["psf_width_spread"], out["n_fitted"] = _width_spread(frames, *isolated)
+        else:
+            out["psf_width_spread"], out["n_fitted"] = float("nan"), 0
     if table is None:
         return out
     sub = table[table["frame"].to_numpy() < n]
@@ -279,9 +360,9 @@ def conditions_problems(
     estimate : dict
         From :func:`estimate_conditions` with a table.
     pixel_size_nm : float, default=100.0
-        The data's pixel size (unused: both the estimate and the model's PSF
-        range are in camera pixels, which is what the network sees; kept so
-        that every range check has the same signature).
+        The data's pixel size: turns the detected density into emitters per
+        pixel^2 for the thick-sample test (the PSF range and the estimate
+        are both in camera pixels, which is what the network sees).
 
     Returns
     -------
@@ -333,6 +414,20 @@ def conditions_problems(
             problems.append(
                 f"PSF sigma {sigma:.2f} px, outside its {lo:.2f}-{hi:.2f} px"
             )
+    # Spots of many widths: a thick sample, to a model trained in focus.
+    width_spread = estimate.get("psf_width_spread", float("nan"))
+    per_px2 = estimate.get("density_per_um2", 0.0) * (pixel_size_nm / 1000.0) ** 2
+    if (
+        not conditions.get("focal_depth_nm")
+        and np.isfinite(width_spread)
+        and width_spread >= THICK_SPREAD
+        and per_px2 <= SPREAD_MAX_DENSITY_PX2
+    ):
+        problems.append(
+            f"spot widths vary as in a thick sample (upper/lower quartile "
+            f"{width_spread:.2f}, in focus below {THICK_SPREAD:g}), but it was "
+            "trained in focus"
+        )
     return problems
 
 
@@ -364,7 +459,11 @@ def check_and_warn(localizer, frames, table, *, frame_offset=0, stacklevel=3):
     if frame_offset:
         table = table.assign(frame=table["frame"] - frame_offset)
     estimate = estimate_conditions(
-        frames, table, pixel_size_nm=float(localizer.pixel_size_nm)
+        frames,
+        table,
+        pixel_size_nm=float(localizer.pixel_size_nm),
+        # the width fit only speaks against models trained in focus
+        spread=not conditions.get("focal_depth_nm"),
     )
     problems = conditions_problems(
         conditions, estimate, pixel_size_nm=float(localizer.pixel_size_nm)
@@ -412,7 +511,9 @@ def choose_pretrained(frames, *, pixel_size_nm=100.0, device="auto"):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConditionsWarning)
         table = loc.predict(frames)
-    estimate = estimate_conditions(frames, table, pixel_size_nm=pixel_size_nm)
+    estimate = estimate_conditions(
+        frames, table, pixel_size_nm=pixel_size_nm, spread=True
+    )
     available = pretrained_names()
     for name in AUTO_ORDER:
         if name not in available:
