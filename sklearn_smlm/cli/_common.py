@@ -18,6 +18,8 @@ DEFAULT_PRESET = "bt_hd_2013"
 
 
 PRESET_NAMES = ("bt_hd_2013", "mt0_n1_hd_2016", "mt0_n2_hd_2016", "low_density")
+#: Astigmatic (3D) presets: ``simulate`` only (the networks ``train`` makes are 2D)
+PRESET_NAMES_3D = ("low_density_as", "mt0_n1_as_2016", "mt0_n2_as_2016")
 
 
 DEFAULT_PIXEL_SIZE_NM = 100.0
@@ -183,10 +185,10 @@ def add_camera(parser):
     )
 
 
-def add_simulation_options(p, n_frames):
+def add_simulation_options(p, n_frames, presets=PRESET_NAMES):
     p.add_argument(
         "--preset",
-        choices=PRESET_NAMES,
+        choices=presets,
         help="simulator settings like a reference data set (default: bt_hd_2013)",
     )
     p.add_argument("--n-frames", type=positive_int, default=n_frames, metavar="N")
@@ -226,6 +228,12 @@ class Reporter:
     def note(self, message):
         if not self.quiet:
             print(f"{self.prog}: note: {message}", file=sys.stderr, flush=True)
+
+    def warning(self, message):
+        """One line on stderr, above a progress bar; shown even with --quiet."""
+        from tqdm import tqdm
+
+        tqdm.write(f"{self.prog}: warning: {one_line(message)}", file=sys.stderr)
 
     def result(self, message=""):
         print(message, flush=True)
@@ -450,12 +458,17 @@ def print_metrics(reporter, metrics, title=None):
         ("F1", metrics["f1"], "{:.3f}"),
         ("RMSE (nm)", metrics["rmse_nm"], "{:.1f}"),
         ("efficiency", metrics["efficiency"], "{:.1f}"),
+        ("RMSE z (nm)", metrics["rmse_z_nm"], "{:.1f}"),
+        ("efficiency 3D", metrics["efficiency_axial"], "{:.1f}"),
         ("TP", metrics["tp"], "{:d}"),
         ("FP", metrics["fp"], "{:d}"),
         ("FN", metrics["fn"], "{:d}"),
     ]
     if title:
         reporter.result(title)
+    if math.isnan(metrics.get("rmse_z_nm", math.nan)):
+        axial = ("RMSE z (nm)", "efficiency 3D")
+        rows = [row for row in rows if row[0] not in axial]
     for name, value, fmt in rows:
         text = "nan" if isinstance(value, float) and math.isnan(value) else None
         reporter.result(f"  {name:<14} {text or fmt.format(value)}")

@@ -165,6 +165,13 @@ def astigmatic_localizer(args, pixel_size_nm, camera, reporter):
         "--calibration: 3D localization (z_nm) by the classical astigmatic fitter "
         "(the network is 2D)"
     )
+    if not camera and getattr(args, "camera_map", None) is None:
+        reporter.warning(
+            "no camera given: the 3D fit counts 1 photon per ADU above an offset "
+            "of 100 ADU, so its photons, uncertainties and poor-fit filter are "
+            "off for most cameras; give --baseline-adu, --e-per-adu and "
+            "--em-gain (or --camera-map)"
+        )
     calibration = load_calibration(args.calibration, pixel_size_nm)
     params = dict(camera, pixel_size_nm=pixel_size_nm)
     if args.threshold is not None:

@@ -38,6 +38,13 @@ def add_parser(subparsers):
     p.add_argument("truth", metavar="TRUTH", help="ground truth (CSV)")
     p.add_argument("--tolerance-nm", type=positive_number, default=250.0, metavar="NM")
     p.add_argument(
+        "--axial-tolerance-nm",
+        type=positive_number,
+        metavar="NM",
+        help="3D matching: also require |dz| within this (2016 challenge: 500); "
+        "prints the axial RMSE and efficiency (both tables need z)",
+    )
+    p.add_argument(
         "--matching",
         choices=("hungarian", "greedy"),
         default="hungarian",
@@ -85,6 +92,22 @@ def run(args, reporter):
         require_matplotlib("--plot")
     locs = read_localizations(args.locs)
     truth = read_localizations(args.truth)
+    has_z = [
+        "z_nm" in t.columns and bool(t["z_nm"].notna().any()) for t in (locs, truth)
+    ]
+    if args.axial_tolerance_nm is not None and not all(has_z):
+        paths = (args.locs, args.truth)
+        missing = [p for p, z in zip(paths, has_z, strict=True) if not z]
+        verb = "hold" if len(missing) > 1 else "holds"
+        raise CLIError(
+            f"--axial-tolerance-nm: {' and '.join(missing)} {verb} no z; 3D "
+            "matching needs z in both tables (localize with --calibration)"
+        )
+    if args.axial_tolerance_nm is None and all(has_z):
+        reporter.note(
+            "both tables hold z; matching is lateral only (add "
+            "--axial-tolerance-nm 500 for the 2016 challenge's 3D matching)"
+        )
     fov = tuple(args.field_of_view_nm) if args.field_of_view_nm else None
     metrics = localization_metrics(
         truth,
@@ -93,12 +116,16 @@ def run(args, reporter):
         matching=args.matching,
         border_nm=args.border_nm,
         field_of_view_nm=fov,
+        axial_tolerance_nm=args.axial_tolerance_nm,
     )
+    axial = ""
+    if args.axial_tolerance_nm is not None:
+        axial = f", axial {args.axial_tolerance_nm:g} nm"
     print_metrics(
         reporter,
         metrics,
         f"{len(locs)} localizations against {len(truth)} true positions "
-        f"({args.matching} matching, tolerance {args.tolerance_nm:g} nm):",
+        f"({args.matching} matching, tolerance {args.tolerance_nm:g} nm{axial}):",
     )
     if args.json is not None:
         write_json(args.json, json_metrics(metrics))
