@@ -2,7 +2,6 @@
 
 import math
 import os
-import sys
 import time
 import warnings
 
@@ -164,17 +163,22 @@ def run(args, reporter):
                 n_frames=stack.n_frames,
                 source=os.path.basename(stack.paths[0]),
             )
-        from tqdm import tqdm
 
         original_showwarning = warnings.showwarning
+        shown = set()
 
         def show(message, category, filename, lineno, file=None, line=None):
             # as they come: the conditions check speaks after the first chunk,
             # not after the whole stack; above the progress bar, one line each
             if issubclass(category, ConditionsWarning):
-                tqdm.write(f"{reporter.prog}: warning: {message}", file=sys.stderr)
+                reporter.warning(str(message))
             elif options and issubclass(category, UserWarning):
                 reporter.note(str(message))
+            elif issubclass(category, UserWarning):
+                # the library's own warnings, once per place (not once per chunk)
+                if (category, filename, lineno) not in shown:
+                    shown.add((category, filename, lineno))
+                    reporter.warning(str(message))
             else:
                 original_showwarning(message, category, filename, lineno, file, line)
 
@@ -182,8 +186,9 @@ def run(args, reporter):
         with warnings.catch_warnings():
             warnings.showwarning = show
             warnings.simplefilter("always", ConditionsWarning)
-            if options:  # the Picasso writer's warnings become notes
-                warnings.simplefilter("always", UserWarning)
+            # the Picasso writer's warnings become notes; the others are shown
+            # once per place by show()
+            warnings.simplefilter("always", UserWarning)
             n_frames, n_locs = localize_stack(
                 stack,
                 localizer,
@@ -276,6 +281,10 @@ def make_localizer(args, pixel_size_nm, reporter):
         loc.set_params(camera=make_camera(args, base=base))
     if args.threshold is not None:
         loc.threshold = args.threshold
+    if args.method == "hybrid" and loc.z_range_nm is not None:
+        # the hybrid's Gaussian fits are 2D: a 3D model localizes alone
+        reporter.note(f"{args.model} is a 3D model: it localizes alone (--method cnn)")
+        args.method = "cnn"
     if args.method == "hybrid":
         from ..camera import Camera
         from ..fitting import GaussianFitLocalizer
