@@ -243,3 +243,35 @@ def test_scmos_maps_in_the_likelihood_beat_the_map_blind_fit():
     assert rmse_per_axis(out_aware) < 0.5 * rmse_per_axis(out_blind)
     bound = np.sqrt((out_aware["uncertainty_nm"][ok] ** 2).mean())
     assert 0.8 < rmse_per_axis(out_aware) / bound < 1.25
+
+
+def test_merged_pair_is_split_and_single_spots_are_not():
+    # per frame: four single spots and a pair 1.65 px apart (1.5 PSF widths)
+    # that the detector saw as one peak, at the pair's midpoint
+    singles = [(9.2, 9.1), (30.3, 9.4), (9.4, 30.2), (30.1, 30.4)]
+    pair = [(18.6, 19.0), (20.2, 19.4)]
+    frames, rng = spots(8, singles + pair, size=40, seed=3)
+    dets = table_of(8, [*singles, (19.4, 19.2)])
+    dets[["x_nm", "y_nm"]] += rng.normal(0.0, 10.0, (len(dets), 2))
+    dets["score"] = np.arange(len(dets), dtype=float)
+    out = refine_localizations(frames, dets)
+    split = (out["fit_status"] == "split").to_numpy()
+    # one new row per pair (8 frames), right after the detection it came from
+    assert split.sum() == 8
+    parents = np.flatnonzero(split) - 1
+    np.testing.assert_array_equal(out["score"].to_numpy()[parents] % 5, 4)
+    np.testing.assert_array_equal(out["score"][split], out["score"][parents])
+    assert (out["n_emitters"][split] == 2).all() and out["fit_ok"][split].all()
+    # the two rows of every pair are the two emitters, a few nm off
+    for i in parents:
+        got = out.loc[[i, i + 1], ["x_nm", "y_nm"]].to_numpy() / PX - 0.5
+        got = got[np.argsort(got[:, 0])]
+        np.testing.assert_allclose(got, pair, atol=0.3)
+    # the single spots are not split; the detections keep their order
+    kept = out[~split].reset_index(drop=True)
+    np.testing.assert_array_equal(kept["score"], dets["score"])
+    # switched off, or with a fixed PSF width (no width to compare): no split
+    off = refine_localizations(frames, dets, split_min_deviance_drop=None)
+    assert len(off) == len(dets) and not (off["fit_status"] == "split").any()
+    fixed = refine_localizations(frames, dets, psf_sigma_nm=110.0)
+    assert len(fixed) == len(dets)

@@ -686,6 +686,7 @@ def refine_localizations(
     max_deviance_ratio=None,
     neighbour_margin_px=0.5,
     camera=None,
+    split_min_deviance_drop=20.0,
 ):
     """Refine detections (e.g. a CNN's) by Gaussian fits on the raw frames.
 
@@ -715,9 +716,17 @@ def refine_localizations(
     the network's (44.32, 40.77, 50.66 against 44.32, 40.77, 50.68 nm) where
     the former settings were 1.6-2.8 nm above it.
 
-    Every detection is kept, in the order of ``table``. A detection that keeps
-    its position has ``fit_ok = False``; its ``photons`` and ``background`` are
-    the starting estimates of the fit, its ``sigma_nm`` the starting width and
+    Pairs closer than about two PSF widths often reach the detector as one
+    peak. A fitted detection whose spot is wider than the others and that two
+    emitters fit much better is split (``split_min_deviance_drop``): it takes
+    the nearer emitter of the pair, and the other becomes a new row.
+
+    Every detection is kept, in the order of ``table``; rows added by a split
+    follow the detection they came from (``fit_status`` ``"split"``, the
+    detection's other columns copied; the index is then renumbered). A
+    detection that keeps its position has ``fit_ok = False``; its
+    ``photons`` and ``background`` are the starting estimates of the fit, its
+    ``sigma_nm`` the starting width and
     its ``uncertainty_nm`` and ``uncertainty_mortensen_nm`` one pixel, so that
     no column holds NaN (:func:`estimate_uncertainty` gives such rows a
     calibrated estimate).
@@ -781,6 +790,23 @@ saturation_adu
         per-pixel maps (sCMOS) every pixel is converted with its own offset
         and gain and weighed by its read noise in the likelihood (Huang et
         al. 2013).
+    split_min_deviance_drop : float or None, default=20.0
+        A detection fitted alone (no other detection in its box) is fitted
+        again as two emitters where its fitted width is more than 3 % above
+        the median width of such fits (at least 20 of them in the call; a
+        merged pair looks wider than one emitter); the pair replaces it where
+        the Poisson deviance (divided by the excess noise) drops by more than
+        this, the two are 0.7-2.5 px apart and the fainter has at least 20 %
+        of their photons. Without the width test the deviance drop alone
+        split single spots (the Gaussian is not the exact PSF): on sparse
+        frames 303 fits of single emitters dropped by more than 30. Measured
+        with ``benchmarks/diag_precision.py`` on sparse frames (300 frames,
+        ``"low_density"`` preset): 7 detections split, all 7 new rows real
+        emitters, Jaccard index 0.9643 -> 0.9661, RMSE 11.71 -> 11.56 nm (a
+        second simulation: 10 split, 9 real, 0.9676 -> 0.9698, 12.31 ->
+        12.15 nm; 1 emitter/um^2: 0.9415 -> 0.9422); dense sets unchanged.
+        Not done with a fixed ``psf_sigma_nm`` (no width to compare). None
+        does not split.
 
     Returns
     -------
@@ -836,6 +862,10 @@ saturation_adu
     if max_deviance_ratio is not None:
         check_positive(max_deviance_ratio, "max_deviance_ratio")
     check_positive(neighbour_margin_px, "neighbour_margin_px", allow_zero=True)
+    if split_min_deviance_drop is not None:
+        check_positive(
+            split_min_deviance_drop, "split_min_deviance_drop", allow_zero=True
+        )
     table = validate_localizations(table, name="table")
     frames, saturation = _prepare_frames(X, p, box_size)
     n_frames = frames.shape[0]
@@ -875,6 +905,12 @@ saturation_adu
     if max_deviance_ratio is not None:
         status[(status == 0) & ~(fit["deviance_ratio"] <= max_deviance_ratio)] = 8
     ok = status == 0
+    second = None
+    if split_min_deviance_drop is not None and psf_sigma_nm is None:
+        # updates the fits of the split detections in ``fit``
+        second = _split_merged_pairs(
+            frames, f, cx, cy, fit, ok, p, derived, saturation, split_min_deviance_drop
+        )
     x_fit = np.where(ok, fit["x"], cx)
     y_fit = np.where(ok, fit["y"], cy)
     sigma_px = np.where(ok, fit["sigma_px"], (psf_sigma_nm or sigma_init_nm) / px)
@@ -894,6 +930,22 @@ saturation_adu
     refined["fit_status"] = np.array(
         ["ok"] + [STATUS_REASONS[c] for c in sorted(STATUS_REASONS)], dtype=object
     )[status]
+    if second is not None and len(second["index"]):
+        extra = refined.iloc[second["index"]].copy()
+        extra["x_nm"] = (second["x"] + 0.5) * px
+        extra["y_nm"] = (second["y"] + 0.5) * px
+        extra["photons"] = second["photons_e"] * e_to_photons
+        extra["background"] = second["background_e"] * e_to_photons
+        extra["sigma_nm"] = second["sigma_px"] * px
+        extra["uncertainty_nm"] = np.sqrt(second["var_xy_px2"]) * px
+        extra["uncertainty_mortensen_nm"] = np.sqrt(second["mortensen_px2"]) * px
+        extra["n_emitters"] = 2
+        extra["fit_ok"] = True
+        extra["fit_status"] = "split"
+        # each new row right after the detection it was split from
+        place = np.r_[np.arange(len(refined)), second["index"] + 0.5]
+        both = pd.concat([refined, extra], ignore_index=True)
+        refined = both.iloc[np.argsort(place, kind="stable")].reset_index(drop=True)
     return refined
 
 
@@ -1032,6 +1084,117 @@ def _local_density_per_um2(f, cx, cy, pixel_size_nm):
     tree = cKDTree(points)
     counts = tree.query_ball_point(points, r=r_px, return_length=True)
     return counts / (np.pi * (_DENSITY_RADIUS_NM / 1000.0) ** 2)
+
+
+#: Fewest single fits whose median width the split test compares with.
+_SPLIT_MIN_FITS = 20
+
+
+def _split_merged_pairs(
+    frames, f, cx, cy, fit, ok, p, derived, saturation, min_deviance_drop
+):
+    """Split detections that are a merged pair (see :func:`refine_localizations`).
+
+    Candidates are the kept single-emitter fits (``ok`` and ``k == 1``) wider
+    than 1.03 times the median width of them all. Each gets a two-emitter
+    fit (the second started at the largest 3x3 sum of the residual); the
+    pair is accepted where the deviance drop (divided by the excess noise)
+    exceeds ``min_deviance_drop``, both are inside the box, 0.7-2.5 px apart,
+    the fainter has at least 20 % of the photons and both have a finite
+    bound. The detection takes the emitter nearer to it: ``fit`` is updated
+    in place for it (``k`` becomes 2); the other emitters are returned, with
+    ``index``, the detection each came from.
+    """
+    size = int(p["box_size"])
+    h, w = frames.shape[1:]
+    keys = ("x", "y", "photons_e", "background_e", "sigma_px")
+    empty = {key: np.empty(0) for key in (*keys, "var_xy_px2", "mortensen_px2")}
+    empty["index"] = np.empty(0, dtype=np.int64)
+    single = np.flatnonzero(ok & (fit["k"] == 1))
+    if len(single) < _SPLIT_MIN_FITS:
+        return empty
+    width = fit["sigma_px"][single]
+    idx = single[width > 1.03 * np.median(width)]
+    if not len(idx):
+        return empty
+    row = np.clip(np.round(fit["y"][idx]).astype(np.int64), 0, h - 1)
+    col = np.clip(np.round(fit["x"][idx]).astype(np.int64), 0, w - 1)
+    raw, r0, c0, data, variance = _box_counts(
+        frames, f[idx], row, col, size, p, derived
+    )
+    x1, y1 = fit["x"][idx] - c0, fit["y"][idx] - r0
+    n1, bg1, s1 = fit["photons_e"][idx], fit["background_e"][idx], fit["sigma_px"][idx]
+    mu1 = gaussian_model(np.column_stack([x1, y1, n1, bg1, s1]), size)
+    if variance is None:
+        dev1 = poisson_deviance(data, mu1)
+    else:
+        dev1 = poisson_deviance(data + variance, mu1 + variance)
+    resid = data - mu1
+    pad = np.pad(resid, ((0, 0), (1, 1), (1, 1)))
+    box_sum = sum(
+        pad[:, 1 + dr : 1 + dr + size, 1 + dc : 1 + dc + size]
+        for dr in (-1, 0, 1)
+        for dc in (-1, 0, 1)
+    )
+    ry, rx = np.divmod(box_sum.reshape(len(idx), -1).argmax(axis=1), size)
+    init = [x1, y1, 0.5 * n1, rx.astype(float), ry.astype(float), 0.5 * n1, bg1, s1]
+    res = _fit_in_chunks(
+        data,
+        np.column_stack(init),
+        2,
+        None,
+        p["fit_method"],
+        p["max_iter"],
+        derived["excess_noise"],
+        variance=variance,
+    )
+    bounds = np.asarray(p["sigma_range_nm"], dtype=float) / float(p["pixel_size_nm"])
+    saturated = (
+        np.zeros(len(idx), bool)
+        if saturation is None
+        else (raw >= saturation).any(axis=(1, 2))
+    )
+    st = _status(res, 2, size, bounds, True, saturated)
+    q, var = res["params"], res["var"]
+    inside = (q[:, 3:5] >= -0.5).all(axis=1) & (q[:, 3:5] <= size - 0.5).all(axis=1)
+    apart = np.hypot(q[:, 0] - q[:, 3], q[:, 1] - q[:, 4])
+    fainter = np.minimum(q[:, 2], q[:, 5]) / (q[:, 2] + q[:, 5])
+    drop = (dev1 - res["deviance"]) / derived["excess_noise"]
+    good = (st == 0) & inside & (apart >= 0.7) & (apart <= 2.5) & (fainter >= 0.2)
+    good &= (drop > min_deviance_drop) & np.isfinite(var[:, :6]).all(axis=1)
+    sel, j = idx[good], np.flatnonzero(good)
+    if not len(sel):
+        return empty
+    q, var = q[good], var[good]
+    # emitter a (columns 0-2 of q, or 3-5 where that one is nearer) stays
+    pos = [(q[:, 0] + c0[j], q[:, 1] + r0[j]), (q[:, 3] + c0[j], q[:, 4] + r0[j])]
+    d = [np.hypot(px - cx[sel], py - cy[sel]) for px, py in pos]
+    swap = d[1] < d[0]
+    a = np.where(swap, 3, 0)
+    b = 3 - a
+    rows = np.arange(len(sel))
+    sigma_px, bg = q[:, -1], q[:, 6]
+
+    def emitter(c):
+        n = q[rows, c + 2]
+        return {
+            "x": q[rows, c] + c0[j],
+            "y": q[rows, c + 1] + r0[j],
+            "photons_e": n,
+            "background_e": bg,
+            "sigma_px": sigma_px,
+            "var_xy_px2": 0.5 * (var[rows, c] + var[rows, c + 1]),
+            "mortensen_px2": mortensen_variance(
+                sigma_px, n, bg, 1.0, derived["excess_noise"]
+            ),
+        }
+
+    first, other = emitter(a), emitter(b)
+    for key, values in first.items():
+        fit[key][sel] = values
+    fit["k"][sel] = 2
+    other["index"] = sel
+    return other
 
 
 def _box_members(f, cx, cy, r0, c0, size, max_emitters, margin_px=1.0):
