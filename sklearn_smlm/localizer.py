@@ -19,7 +19,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._chunks import check_chunk_size, iter_chunk_tables
 from ._conditions import check_and_warn, choose_pretrained, drop_noise_frames
-from ._depth import add_z_column, check_z_range, depth_targets, positions_with_z
+from ._depth import (
+    add_z_column,
+    check_depth_and_warn,
+    check_z_range,
+    depth_targets,
+    positions_with_z,
+    with_z_column,
+)
 from ._localizations import check_positions
 from ._persistence import (  # noqa: F401 - public and former import paths
     _PRETRAINED_DIR,
@@ -791,6 +798,8 @@ patience, augment, precision, device, random_state, verbose
         check_is_fitted(self, "regressor_")
         self._check_threshold()
         table = columns_to_localizations([self._peak_columns(maps, 0)])
+        if self.z_range_nm is not None:
+            table = with_z_column(table)
         if frames is not None:
             table = self.refine(frames, table)
         table["frame"] += np.int64(frame_offset)
@@ -835,6 +844,8 @@ patience, augment, precision, device, random_state, verbose
         )
         if frame_offset == 0:  # data outside the model's range: one warning
             check_and_warn(self, frames, table)
+            if self.z_range_nm is not None:  # a 3D model: astigmatic frames?
+                check_depth_and_warn(self, frames)
         return table
 
     def iter_predict(self, frames, *, chunk_size=256, batch_size=None):
@@ -871,6 +882,8 @@ patience, augment, precision, device, random_state, verbose
             if not checked:  # the first chunk only: one warning at most
                 checked.append(start)
                 check_and_warn(self, chunk, table, frame_offset=start, stacklevel=5)
+                if self.z_range_nm is not None:
+                    check_depth_and_warn(self, chunk, stacklevel=5)
             return table
 
         yield from iter_chunk_tables(predict_chunk, frames, chunk_size)
@@ -881,6 +894,11 @@ patience, augment, precision, device, random_state, verbose
                 "refiner must be a GaussianFitLocalizer (an object with a "
                 f"refine(X, table) method), got {type(self.refiner).__name__}."
             )
+        if self.refiner is not None and self.z_range_nm is not None:
+            raise ValueError(
+                "a 3D model (z_range_nm set) has no hybrid mode: the refiner's "
+                "Gaussian fits are 2D; set refiner=None."
+            )
         if batch_size is None:
             batch_size = self.prediction_batch_size(frames.shape[1:])
         # plain arrays per batch and one DataFrame at the end (see
@@ -890,6 +908,8 @@ patience, augment, precision, device, random_state, verbose
             for i, maps in enumerate(self._iter_maps(frames, batch_size))
         ]
         table = columns_to_localizations(parts)
+        if self.z_range_nm is not None:  # an empty table of a 3D model too
+            table = with_z_column(table)
         table = drop_noise_frames(frames, table, self.min_frame_snr)
         table = self.refine(frames, table)
         table["frame"] += frame_offset

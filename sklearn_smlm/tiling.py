@@ -189,6 +189,11 @@ def predict_tiled(
     """
     check_is_fitted(localizer, "regressor_")
     check_real(localizer.threshold, "threshold")
+    if getattr(localizer, "z_range_nm", None) is not None:
+        raise ValueError(
+            "predict_tiled reads the 2D maps only: localize with a 3D model "
+            "(z_range_nm set) through predict or iter_predict."
+        )
     tile_size = check_int(tile_size, "tile_size", low=1)
     overlap = check_int(overlap, "overlap", low=0)
     chunk_size = check_int(chunk_size, "chunk_size", low=1)

@@ -89,9 +89,10 @@ def add_parser(subparsers):
         "0.1-9 emitters/um^2, PSF FWHM 200-350 nm at 100 nm pixels, in focus "
         "and thick samples), 'dense_2013' (3-8 emitters/um^2 in focus only), "
         "'bt_hd_2013' (the 2013 Bundled Tubes HD conditions only; most "
-        "accurate there, about 15x slower); 'auto' picks the one that fits "
-        "the first frames. The specialists give mostly false detections on "
-        "sparse or thick data; a one-line warning says so",
+        "accurate there, about 15x slower), 'astig_3d' (3D: astigmatic frames "
+        "of the 2016-like PSF over +-750 nm, z_nm in the table); 'auto' picks "
+        "the 2D one that fits the first frames. The specialists give mostly "
+        "false detections on sparse or thick data; a one-line warning says so",
     )
     p.add_argument(
         "--pixel-size-nm",
