@@ -425,7 +425,10 @@ def test_candidates_are_the_thresholded_maxima_of_the_wavelet_image(shape):
     if exact:
         peaks &= image / noise[:, None, None] > 4.0
         np.testing.assert_array_equal(np.column_stack([f, r, c]), np.argwhere(peaks))
-        np.testing.assert_allclose(snr, (image / noise[:, None, None])[peaks])
+        # the compiled filter keeps float64 between its passes (scipy: float32)
+        np.testing.assert_allclose(
+            snr, (image / noise[:, None, None])[peaks], rtol=1e-5
+        )
     else:
         strong = peaks & (image / noise[:, None, None] > 4.4)
         weak = peaks & (image / noise[:, None, None] > 3.6)

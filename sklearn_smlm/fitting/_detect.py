@@ -96,13 +96,22 @@ def filter_frames(frames, method="wavelet", sigma_px=1.3):
         Robust noise std of ``image``, from the median absolute deviation of
         the fine wavelet scale.
     """
-    frames = np.asarray(frames, dtype=np.float32)
+    frames = np.ascontiguousarray(frames, dtype=np.float32)
+    # The noise of a frame larger than 128 x 128 is estimated on an evenly
+    # spread subset of 16384 or more of its pixels (relative error about 1 %).
+    step = max(1, frames.shape[1] * frames.shape[2] // _NOISE_SAMPLES)
+    if method == "wavelet" and frames.ndim == 3 and len(frames):
+        # one compiled pass per frame (numba): 3-5x faster than the
+        # scipy.ndimage passes below, the same values to float32 rounding
+        from ._kernels import wavelet_filter
+
+        image = np.empty(frames.shape, np.float32)
+        mad = np.empty(len(frames))
+        wavelet_filter(frames, step, image, mad)
+        return image, _MAD_TO_STD * mad * noise_gain(method, sigma_px)
     v1 = _smooth(frames, _B3)  # shared by the fine scale and the wavelet image
     image = _detection_image(frames, method, sigma_px, v1=v1)
     fine = (frames - v1).reshape(len(frames), -1)
-    # The noise of a frame larger than 128 x 128 is estimated on an evenly
-    # spread subset of 16384 or more of its pixels (relative error about 1 %).
-    step = max(1, fine.shape[1] // _NOISE_SAMPLES)
     fine = fine[:, ::step]
     mad = np.median(np.abs(fine - np.median(fine, axis=1, keepdims=True)), axis=1)
     return image, _MAD_TO_STD * mad * noise_gain(method, sigma_px)
@@ -143,6 +152,12 @@ def detect_candidates(frames, *, method="wavelet", threshold=4.0, sigma_px=1.3):
     # (as ``maximum_filter(..., mode="nearest") == image``, without filtering
     # the whole stack).
     level = np.where(noise > 0, threshold * noise, np.inf)  # no noise: no candidate
+    if image.ndim == 3 and image.dtype == np.float32:
+        from ._kernels import local_maxima  # one compiled pass (numba)
+
+        frame, row, col = local_maxima(image, level.astype(np.float64))
+        snr = image[frame, row, col] / noise[frame]
+        return frame, row, col, snr.astype(np.float64)
     above = image > level[:, None, None]
     frame, row, col = np.nonzero(above)
     value = image[frame, row, col]

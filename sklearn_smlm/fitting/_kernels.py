@@ -1,0 +1,521 @@
+"""Compiled kernels (numba) of the classical localizer: detection filter and fit.
+
+:func:`wavelet_filter` is the detection filter of
+:mod:`sklearn_smlm.fitting._detect` in one pass per frame. The fit kernels
+work one box at a time, with no Python per box or per iteration.
+
+The model, parameter layout and Levenberg-Marquardt rules are those of
+:mod:`sklearn_smlm.fitting._gauss`, whose :func:`fit_boxes` calls
+:func:`lm_fit`. A box of ``B x B`` pixels is a row of ``B * B`` values
+(row-major). The derivatives of a box are kept parameter-major,
+``(n_params, B * B)``. numba compiles these on first use and caches the
+machine code next to this file (``cache=True``), so later processes load it.
+
+This module imports numba; it is itself imported only when a fit runs, so
+that ``import sklearn_smlm`` stays light.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+_SQRT2 = math.sqrt(2.0)
+_SQRT_PI = math.sqrt(math.pi)
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+_OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@njit(**_OPTS)
+def _axis(pos, s, size, e, de, ds):
+    """Pixel-integrated 1D Gaussian at ``pos`` (width ``s``) and its derivatives."""
+    inv = 1.0 / (_SQRT2 * s)
+    t0 = (-0.5 - pos) * inv
+    erf0 = math.erf(t0)
+    g0 = math.exp(-t0 * t0)
+    cp = 1.0 / (_SQRT_2PI * s)
+    cs = 1.0 / (_SQRT_PI * s)
+    for j in range(size):
+        t1 = (j + 0.5 - pos) * inv
+        erf1 = math.erf(t1)
+        g1 = math.exp(-t1 * t1)
+        e[j] = 0.5 * (erf1 - erf0)
+        de[j] = -(g1 - g0) * cp
+        ds[j] = -(t1 * g1 - t0 * g0) * cs
+        t0, erf0, g0 = t1, erf1, g1
+
+
+@njit(**_OPTS)
+def _evaluate(
+    p, k, fit_sigma, sigma, size, data, w, var, mle, mu, grad, hess, jrow, ax
+):
+    """Model, cost, gradient and expected Hessian of one box, in one pass.
+
+    ``ax`` holds six (k, size) work rows: ex, dex, dsx, ey, dey, dsy; ``jrow``
+    (n_params,) the derivatives of one pixel. The cost is the Poisson
+    negative log-likelihood (without log d!) for ``mle``, else half the
+    weighted sum of squares; ``hess`` is the Fisher-scoring / Gauss-Newton
+    matrix. ``var`` (read-noise variance, length 0 when there is none)
+    shifts the model in the likelihood.
+    """
+    s = p[3 * k + 1] if fit_sigma else sigma
+    n_par = p.shape[0]
+    for e in range(k):
+        _axis(p[3 * e], s, size, ax[0, e], ax[1, e], ax[2, e])
+        _axis(p[3 * e + 1], s, size, ax[3, e], ax[4, e], ax[5, e])
+    bg = p[3 * k]
+    has_var = var.shape[0] > 0
+    cost = 0.0
+    grad[:] = 0.0
+    hess[:, :] = 0.0
+    for i in range(size):
+        for j in range(size):
+            q = i * size + j
+            m = bg
+            d_s = 0.0
+            for e in range(k):
+                n_e = p[3 * e + 2]
+                ex = ax[0, e, j]
+                ey = ax[3, e, i]
+                exy = ey * ex
+                m += n_e * exy
+                jrow[3 * e] = n_e * ey * ax[1, e, j]
+                jrow[3 * e + 1] = n_e * ax[4, e, i] * ex
+                jrow[3 * e + 2] = exy
+                d_s += n_e * (ax[5, e, i] * ex + ey * ax[2, e, j])
+            jrow[3 * k] = 1.0
+            if fit_sigma:
+                jrow[3 * k + 1] = d_s
+            mu[q] = m
+            if mle:
+                mm = m + var[q] if has_var else m
+                cost += mm - data[q] * np.log(mm)
+                ww = 1.0 / mm
+                r = 1.0 - data[q] * ww
+            else:
+                r = data[q] - m
+                cost += 0.5 * w[q] * r * r
+                ww = w[q]
+                r = -ww * r
+            for a in range(n_par):
+                ja = jrow[a]
+                grad[a] += ja * r
+                wja = ww * ja
+                for b in range(a + 1):
+                    hess[a, b] += wja * jrow[b]
+    for a in range(n_par):
+        for b in range(a):
+            hess[b, a] = hess[a, b]
+    return cost
+
+
+@njit(**_OPTS)
+def _jacobian(p, k, fit_sigma, sigma, size, jac, ax):
+    """Fill ``jac`` (n_params, B * B) with the derivatives of one box's model."""
+    s = p[3 * k + 1] if fit_sigma else sigma
+    for e in range(k):
+        _axis(p[3 * e], s, size, ax[0, e], ax[1, e], ax[2, e])
+        _axis(p[3 * e + 1], s, size, ax[3, e], ax[4, e], ax[5, e])
+    for i in range(size):
+        for j in range(size):
+            q = i * size + j
+            d_s = 0.0
+            for e in range(k):
+                n_e = p[3 * e + 2]
+                ex = ax[0, e, j]
+                ey = ax[3, e, i]
+                jac[3 * e, q] = n_e * ey * ax[1, e, j]
+                jac[3 * e + 1, q] = n_e * ax[4, e, i] * ex
+                jac[3 * e + 2, q] = ey * ex
+                d_s += n_e * (ax[5, e, i] * ex + ey * ax[2, e, j])
+            jac[3 * k, q] = 1.0
+            if fit_sigma:
+                jac[3 * k + 1, q] = d_s
+
+
+@njit(**_OPTS)
+def _cholesky(a, low, rel_tol):
+    """Write the lower Cholesky factor of ``a`` into ``low``.
+
+    Returns False where a pivot is not above ``rel_tol`` times its diagonal
+    entry (singular or not finite).
+    """
+    n = a.shape[0]
+    for j in range(n):
+        acc = a[j, j]
+        for m in range(j):
+            acc -= low[j, m] * low[j, m]
+        if not (acc > rel_tol * a[j, j]) or not (acc > 0.0) or not np.isfinite(acc):
+            return False
+        d = math.sqrt(acc)
+        low[j, j] = d
+        for i in range(j + 1, n):
+            acc = a[i, j]
+            for m in range(j):
+                acc -= low[i, m] * low[j, m]
+            low[i, j] = acc / d
+    return True
+
+
+@njit(**_OPTS)
+def _damped_step(hess, grad, lam, a, low, step):
+    """Solve ``(H + lam max(diag(H), floor) I) step = -grad``; False if singular."""
+    n = hess.shape[0]
+    dmax = 0.0
+    for i in range(n):
+        dmax = max(dmax, hess[i, i])
+    floor = 1e-9 * max(dmax, 1e-12)
+    for i in range(n):
+        for j in range(n):
+            a[i, j] = hess[i, j]
+        a[i, i] += lam * max(hess[i, i], floor)
+    if not _cholesky(a, low, 0.0):
+        return False
+    for i in range(n):  # forward: L z = -grad
+        acc = -grad[i]
+        for m in range(i):
+            acc -= low[i, m] * step[m]
+        step[i] = acc / low[i, i]
+    for i in range(n - 1, -1, -1):  # back: L^T step = z
+        acc = step[i]
+        for m in range(i + 1, n):
+            acc -= low[m, i] * step[m]
+        step[i] = acc / low[i, i]
+    return True
+
+
+@njit(**_OPTS)
+def _clip(p, k, fit_sigma, lo, hi, sigma_hi):
+    for e in range(k):
+        p[3 * e] = min(max(p[3 * e], lo), hi)
+        p[3 * e + 1] = min(max(p[3 * e + 1], lo), hi)
+        p[3 * e + 2] = max(p[3 * e + 2], 1e-3)
+    p[3 * k] = max(p[3 * k], 1e-6)
+    if fit_sigma:
+        p[3 * k + 1] = min(max(p[3 * k + 1], 0.1), sigma_hi)
+
+
+@njit(**_OPTS)
+def lm_fit(
+    data,
+    init,
+    k,
+    fit_sigma,
+    sigma,
+    mle,
+    weights,
+    var,
+    max_iter,
+    tol,
+    margin,
+    params,
+    converged,
+    n_iter,
+    mu_out,
+    jac_out,
+):
+    """Levenberg-Marquardt fit of every box, in a loop over the boxes.
+
+    ``data`` (n, B * B): counts (for ``mle`` already ``max(d + var, 0)``);
+    ``init`` (n, n_params); ``sigma`` (n,) fixed widths (ignored when
+    ``fit_sigma``); ``weights`` (n, B * B) for least squares (else shape
+    (n, 0)); ``var`` (n, B * B) read-noise variance or shape (n, 0). Fills
+    ``params``, ``converged``, ``n_iter``, ``mu_out`` (n, B * B) and
+    ``jac_out`` (n, n_params, B * B).
+    """
+    n, npx = data.shape
+    n_par = init.shape[1]
+    size = int(round(math.sqrt(npx)))
+    lo, hi = -margin, size - 1.0 + margin
+    ax = np.empty((6, k, size))
+    p = np.empty(n_par)
+    trial = np.empty(n_par)
+    mu = np.empty(npx)
+    mu_t = np.empty(npx)
+    jrow = np.empty(n_par)
+    grad = np.empty(n_par)
+    hess = np.empty((n_par, n_par))
+    grad_t = np.empty(n_par)
+    hess_t = np.empty((n_par, n_par))
+    a = np.empty((n_par, n_par))
+    low = np.zeros((n_par, n_par))
+    step = np.empty(n_par)
+    for b in range(n):
+        d = data[b]
+        w = weights[b]
+        v = var[b]
+        s_b = sigma[b]
+        for c in range(n_par):
+            p[c] = init[b, c]
+        _clip(p, k, fit_sigma, lo, hi, float(size))
+        cost = _evaluate(
+            p, k, fit_sigma, s_b, size, d, w, v, mle, mu, grad, hess, jrow, ax
+        )
+        lam = 1e-3
+        done = False
+        it = 0
+        while it < max_iter and not done:
+            it += 1
+            better = False
+            small = False
+            if _damped_step(hess, grad, lam, a, low, step):
+                for c in range(n_par):
+                    trial[c] = p[c] + step[c]
+                _clip(trial, k, fit_sigma, lo, hi, float(size))
+                cost_t = _evaluate(
+                    trial,
+                    k,
+                    fit_sigma,
+                    s_b,
+                    size,
+                    d,
+                    w,
+                    v,
+                    mle,
+                    mu_t,
+                    grad_t,
+                    hess_t,
+                    jrow,
+                    ax,
+                )
+                better = cost_t <= cost and np.isfinite(cost_t)
+                small = True
+                for e in range(k):
+                    if abs(trial[3 * e] - p[3 * e]) >= tol:
+                        small = False
+                    if abs(trial[3 * e + 1] - p[3 * e + 1]) >= tol:
+                        small = False
+                    if not abs(trial[3 * e + 2] - p[3 * e + 2]) < tol * abs(
+                        p[3 * e + 2]
+                    ):
+                        small = False
+                if better:
+                    p[:] = trial
+                    mu[:] = mu_t
+                    grad[:] = grad_t
+                    hess[:, :] = hess_t
+                    cost = cost_t
+            if better:
+                lam = max(lam * 0.1, 1e-7)
+            else:
+                lam *= 10.0
+            # a damping this large means no step lowers the cost any more:
+            # the box sits on its minimum to machine precision
+            done = (better and small) or lam > 1e9
+        converged[b] = done
+        n_iter[b] = it
+        params[b] = p
+        mu_out[b] = mu
+        _jacobian(p, k, fit_sigma, s_b, size, jac_out[b], ax)
+
+
+@njit(**_OPTS)
+def crlb_deviance(data, mu, jac, excess_noise, var_out, dev_out):
+    """CRLB (diagonal of the inverse Poisson Fisher matrix) and Poisson deviance.
+
+    ``data`` and ``mu`` (n, B * B) as the likelihood sees them (read-noise
+    variance added to both); ``jac`` (n, n_params, B * B). ``var_out`` is
+    ``inf`` where the Fisher matrix is singular (a pivot of its Cholesky
+    factor at or below 1e-10 of its diagonal entry: a parameter the data do
+    not determine).
+    """
+    n, n_par, npx = jac.shape
+    fisher = np.empty((n_par, n_par))
+    low = np.zeros((n_par, n_par))
+    inv = np.empty((n_par, n_par))
+    for b in range(n):
+        fisher[:, :] = 0.0
+        dev = 0.0
+        for q in range(npx):
+            m = mu[b, q]
+            dq = max(data[b, q], 0.0)
+            dev += m - dq
+            if dq > 0.0:
+                dev += dq * np.log(dq / m)
+            wq = 1.0 / m
+            for i in range(n_par):
+                wji = wq * jac[b, i, q]
+                for j in range(i + 1):
+                    fisher[i, j] += wji * jac[b, j, q]
+        dev_out[b] = 2.0 * dev
+        for i in range(n_par):
+            for j in range(i):
+                fisher[j, i] = fisher[i, j]
+        if not _cholesky(fisher, low, 1e-10):
+            for i in range(n_par):
+                var_out[b, i] = np.inf
+            continue
+        # L^-1 by forward substitution, then diag(F^-1) = column sums of squares
+        for c in range(n_par):
+            for i in range(n_par):
+                acc = 1.0 if i == c else 0.0
+                for m in range(c, i):
+                    acc -= low[i, m] * inv[m, c]
+                inv[i, c] = acc / low[i, i] if i >= c else 0.0
+        for i in range(n_par):
+            acc = 0.0
+            for r in range(i, n_par):
+                acc += inv[r, i] * inv[r, i]
+            var_out[b, i] = acc * excess_noise
+
+
+@njit(**_OPTS)
+def _median_inplace(a):
+    """Median of ``a`` (as np.median), reordering ``a``: quickselect, O(n)."""
+    n = a.shape[0]
+    k = n // 2
+    lo, hi = 0, n - 1
+    while hi > lo:
+        mid = (lo + hi) // 2
+        x, y, z = a[lo], a[mid], a[hi]
+        pivot = max(min(x, y), min(max(x, y), z))
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            break
+    upper = a[k]
+    if n % 2:
+        return upper
+    lower = a[0]  # a[:k] <= a[k] after the selection: the lower middle is their max
+    for i in range(1, k):
+        lower = max(lower, a[i])
+    return 0.5 * (lower + upper)
+
+
+@njit(**_OPTS)
+def _reflect(i, n):
+    """Index ``i`` folded into ``[0, n)`` as scipy.ndimage's mode "reflect"."""
+    period = 2 * n
+    i = i % period
+    if i < 0:
+        i += period
+    return period - 1 - i if i >= n else i
+
+
+@njit(**_OPTS)
+def _reflect_table(n, offsets):
+    """``table[t, i]``: index ``i + offsets[t]`` folded into ``[0, n)``."""
+    table = np.empty((offsets.shape[0], n), dtype=np.int64)
+    for t in range(offsets.shape[0]):
+        for i in range(n):
+            table[t, i] = _reflect(i + offsets[t], n)
+    return table
+
+
+@njit(**_OPTS)
+def _smooth_rows_cols(src, dst, tmp, taps, rows, cols):
+    """Correlate with ``taps`` along axis 0, then axis 1 (separable).
+
+    ``rows`` / ``cols``: the reflected index tables of the two axes.
+    """
+    h, w = src.shape
+    nt = taps.shape[0]
+    for i in range(h):
+        for j in range(w):
+            tmp[i, j] = 0.0
+        for t in range(nt):
+            c = taps[t]
+            r = rows[t, i]
+            for j in range(w):
+                tmp[i, j] += c * src[r, j]
+    for i in range(h):
+        for j in range(w):
+            acc = 0.0
+            for t in range(nt):
+                acc += taps[t] * tmp[i, cols[t, j]]
+            dst[i, j] = acc
+
+
+@njit(**_OPTS)
+def wavelet_filter(frames, step, image, noise_mad):
+    """Compute the a trous wavelet image ``V1 - V2`` and the MAD of ``F1 = I - V1``.
+
+    ``frames`` (n, H, W) float32; fills ``image`` (n, H, W) float32 and
+    ``noise_mad`` (n,), the median absolute deviation of every ``step``-th
+    pixel (raster order) of the fine scale.
+    """
+    n, h, w = frames.shape
+    taps = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
+    off1 = np.array([-2, -1, 0, 1, 2])
+    off2 = np.array([-4, -2, 0, 2, 4])
+    src = np.empty((h, w))
+    v1 = np.empty((h, w))
+    v2 = np.empty((h, w))
+    tmp = np.empty((h, w))
+    rows1, cols1 = _reflect_table(h, off1), _reflect_table(w, off1)
+    rows2, cols2 = _reflect_table(h, off2), _reflect_table(w, off2)
+    n_samples = (h * w + step - 1) // step
+    fine = np.empty(n_samples)
+    for f in range(n):
+        for i in range(h):
+            for j in range(w):
+                src[i, j] = frames[f, i, j]
+        _smooth_rows_cols(src, v1, tmp, taps, rows1, cols1)
+        _smooth_rows_cols(v1, v2, tmp, taps, rows2, cols2)
+        for i in range(h):
+            for j in range(w):
+                image[f, i, j] = v1[i, j] - v2[i, j]
+        m = 0
+        for q in range(0, h * w, step):
+            i, j = q // w, q % w
+            fine[m] = src[i, j] - v1[i, j]
+            m += 1
+        med = _median_inplace(fine)
+        for q in range(n_samples):
+            fine[q] = abs(fine[q] - med)
+        noise_mad[f] = _median_inplace(fine)
+
+
+@njit(**_OPTS)
+def _is_local_max(img, i, j, h, w):
+    v = img[i, j]
+    for di in (-1, 0, 1):
+        r = min(max(i + di, 0), h - 1)
+        for dj in (-1, 0, 1):
+            if di or dj:
+                if img[r, min(max(j + dj, 0), w - 1)] > v:
+                    return False
+    return True
+
+
+@njit(**_OPTS)
+def local_maxima(image, level):
+    """Pixels above ``level[frame]`` that are maxima of their 3 x 3 neighbourhood.
+
+    The border is replicated (a pixel equal to a neighbour counts as a
+    maximum). Returns ``frame``, ``row``, ``col`` (int64), in raster order.
+    """
+    n, h, w = image.shape
+    count = 0
+    for f in range(n):
+        img = image[f]
+        lv = level[f]
+        for i in range(h):
+            for j in range(w):
+                if img[i, j] > lv and _is_local_max(img, i, j, h, w):
+                    count += 1
+    fr = np.empty(count, np.int64)
+    rr = np.empty(count, np.int64)
+    cc = np.empty(count, np.int64)
+    m = 0
+    for f in range(n):
+        img = image[f]
+        lv = level[f]
+        for i in range(h):
+            for j in range(w):
+                if img[i, j] > lv and _is_local_max(img, i, j, h, w):
+                    fr[m], rr[m], cc[m] = f, i, j
+                    m += 1
+    return fr, rr, cc
