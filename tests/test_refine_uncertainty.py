@@ -275,3 +275,22 @@ def test_merged_pair_is_split_and_single_spots_are_not():
     assert len(off) == len(dets) and not (off["fit_status"] == "split").any()
     fixed = refine_localizations(frames, dets, psf_sigma_nm=110.0)
     assert len(fixed) == len(dets)
+
+
+def test_split_test_is_not_fooled_by_a_camera_described_wrongly():
+    # a merged pair, four single spots and one wide single spot (an emitter
+    # out of focus) per frame; with 10 times the true gain every deviance is
+    # 10 times too large, and without the test's own noise scale (the median
+    # deviance of the single fits) the wide spot was split in one frame
+    singles = [(9.2, 9.1), (30.3, 9.4), (9.4, 30.2), (30.1, 30.4)]
+    pair = [(18.6, 19.0), (20.2, 19.4)]
+    frames, rng = spots(8, singles + pair, size=40, seed=3)
+    wide, _ = spots(8, [(30.2, 19.6)], 3000.0, 0.0, sigma=1.3, size=40, seed=4)
+    frames = frames + wide - 100.0
+    dets = table_of(8, [*singles, (19.4, 19.2), (30.2, 19.6)])
+    dets[["x_nm", "y_nm"]] += rng.normal(0.0, 10.0, (len(dets), 2))
+    for e_per_adu in (1.0, 10.0):
+        out = refine_localizations(frames, dets, e_per_adu=e_per_adu)
+        split = np.flatnonzero(out["fit_status"] == "split")
+        # only the pair's detection (the 5th of 6 per frame) is split
+        np.testing.assert_array_equal(split - 1, np.arange(8) * 7 + 4)

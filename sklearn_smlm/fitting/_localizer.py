@@ -822,16 +822,20 @@ saturation_adu
         again as two emitters where its fitted width is more than 3 % above
         the median width of such fits (at least 20 of them in the call; a
         merged pair looks wider than one emitter); the pair replaces it where
-        the Poisson deviance (divided by the excess noise) drops by more than
+        the Poisson deviance (divided by the excess noise, and by the median
+        deviance per degree of freedom of the single fits where that is
+        above 1, as with a camera described wrongly) drops by more than
         this, the two are 0.7-2.5 px apart and the fainter has at least 20 %
         of their photons. Without the width test the deviance drop alone
         split single spots (the Gaussian is not the exact PSF): on sparse
         frames 303 fits of single emitters dropped by more than 30. Measured
-        with ``benchmarks/diag_precision.py`` on sparse frames (300 frames,
-        ``"low_density"`` preset): 7 detections split, all 7 new rows real
-        emitters, Jaccard index 0.9643 -> 0.9661, RMSE 11.71 -> 11.56 nm (a
-        second simulation: 10 split, 9 real, 0.9676 -> 0.9698, 12.31 ->
-        12.15 nm; 1 emitter/um^2: 0.9415 -> 0.9422); dense sets unchanged.
+        with ``benchmarks/diag_precision.py``'s frames (300 sparse frames,
+        ``"low_density"`` preset): 6 detections split, all 6 new rows real
+        emitters, Jaccard index 0.9643 -> 0.9659, RMSE 11.71 -> 11.57 nm (a
+        second simulation: 0.9676 -> 0.9698, 12.31 -> 12.15 nm; 1
+        emitter/um^2: 0.9415 -> 0.9422); dense sets unchanged. Frames
+        localized with no camera given (1 e/ADU, gain 1: the deviances 4
+        times too large) split the same detections.
         Not done with a fixed ``psf_sigma_nm`` (no width to compare). None
         does not split.
 
