@@ -52,9 +52,12 @@ CNN_UNCERTAINTY_CALIBRATION = (1.01, 6.19, 37.1, 2.58)
 #: replaced by the fit's Cramer-Rao bound (``a = 1``, no floor): the bound
 #: holds for isolated spots, and the crowding term adds what neighbours cost.
 #: Measured as above on the hybrid's fitted rows (seeds 501-503, 0.15-1.0
-#: emitters/um^2): z-score SDs 0.84-1.13 per photon tertile, 0.85-1.07 on a
-#: held-out seed, against 1.07-2.10 for the bare bound.
-FIT_UNCERTAINTY_CALIBRATION = (1.0, 0.0, 13.24, 8.64)
+#: emitters/um^2; refinement with the density counted in a 2 um disc and the
+#: split of merged pairs, which fit more detections with close neighbours):
+#: z-score SDs 0.88-1.22 per photon tertile, against 1.06-1.83 for the bare
+#: bound and 0.71-0.99 for the former constants (13.24 nm, 8.64 px), which
+#: were fitted to the refinement with the density counted in a 1 um disc.
+FIT_UNCERTAINTY_CALIBRATION = (1.0, 0.0, 14.38, 5.73)
 
 _BOX = 9  # box side of the background ring, pixels (4 px from the centre)
 _CORE = 5  # side of the central square whose counts are summed, pixels
