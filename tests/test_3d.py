@@ -290,3 +290,66 @@ def test_split_emitters_raise_recall_when_kept():
     assert close_pairs(split) == close_pairs(plain)
     with pytest.raises(TypeError, match="keep_split_emitters"):
         AstigmaticFitLocalizer(_cal(), keep_split_emitters="yes").fit()
+
+
+def test_dense_frames_warn_and_name_the_remedy(monkeypatch):
+    from sklearn_smlm.fitting import _astig
+
+    preset = PRESETS["mt0_n1_as_2016"]
+    sim = PAFPSimulator.from_preset(
+        "mt0_n1_as_2016", frame_shape=(32, 32), density_per_um2=4.0, random_state=3
+    )
+    X, _ = sim.simulate(2, return_table=True)
+    loc = AstigmaticFitLocalizer(
+        _cal(),
+        baseline_adu=preset["baseline_adu"],
+        e_per_adu=preset["e_per_adu"],
+        em_gain=preset["em_gain"],
+        quantum_efficiency=preset["quantum_efficiency"],
+        max_emitters=1,
+        max_deviance_ratio=1.1,
+    ).fit()
+    with pytest.warns(UserWarning, match=r"too much for the classical 3D fit.*use a "):
+        table = loc.predict(X)
+    assert table.attrs["n_dropped"]["poor_fit"] >= 20
+    # the shipped 3D network is named when there is one
+    monkeypatch.setattr(_astig, "_CNN_3D_MODEL", "default")
+    with pytest.warns(UserWarning, match=r"pretrained\('default'\)"):
+        loc.predict(X)
+    monkeypatch.setattr(_astig, "_CNN_3D_MODEL", "no_such_model")
+    with pytest.warns(UserWarning, match="trained on astigmatic frames"):
+        loc.predict(X)
+
+
+def test_duplicate_fits_keep_the_brighter():
+    from sklearn_smlm.fitting._astig import _duplicates
+
+    f = np.array([0, 0, 0, 1, 0, 0])
+    x = np.array([10.0, 11.0, 30.0, 10.5, 12.2, 40.0])
+    y = np.array([10.0, 10.0, 30.0, 10.0, 10.0, 40.0])
+    n = np.array([500.0, 900.0, 100.0, 100.0, 50.0, 10.0])
+    keep = np.array([True, True, True, True, True, False])
+    # 0 is 1 px from the brighter 1; 4 is 1.2 px from 1 (2.2 from 0);
+    # 3 is in another frame, 5 is not kept
+    assert _duplicates(f, x, y, n, keep).tolist() == [
+        True,
+        False,
+        False,
+        False,
+        True,
+        False,
+    ]
+    assert not _duplicates(f, x, y, n, keep, min_px=0.5).any()
+
+
+def test_residual_detection_adds_hidden_emitters():
+    truth, plain = _low_density_run(10)
+    _, resid = _low_density_run(10, residual_detection=True)
+    kw = dict(tolerance_nm=250, axial_tolerance_nm=500)
+    assert len(resid) > len(plain)
+    assert (
+        localization_metrics(truth, resid, **kw)["recall"]
+        > localization_metrics(truth, plain, **kw)["recall"]
+    )
+    with pytest.raises(TypeError, match="residual_detection"):
+        AstigmaticFitLocalizer(_cal(), residual_detection=1).fit()
