@@ -24,6 +24,7 @@ _SQRT2 = math.sqrt(2.0)
 _SQRT_PI = math.sqrt(math.pi)
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
+_HOLD_BOUNDS = True
 
 
 @njit(**_OPTS)
@@ -158,8 +159,11 @@ def _cholesky(a, low, rel_tol):
 
 
 @njit(**_OPTS)
-def _damped_step(hess, grad, lam, a, low, step):
-    """Solve ``(H + lam max(diag(H), floor) I) step = -grad``; False if singular."""
+def _damped_step(hess, grad, lam, a, low, step, fixed):
+    """Solve ``(H + lam max(diag(H), floor) I) step = -grad``; False if singular.
+
+    Parameters where ``fixed`` is true are held (their step is 0).
+    """
     n = hess.shape[0]
     dmax = 0.0
     for i in range(n):
@@ -167,12 +171,12 @@ def _damped_step(hess, grad, lam, a, low, step):
     floor = 1e-9 * max(dmax, 1e-12)
     for i in range(n):
         for j in range(n):
-            a[i, j] = hess[i, j]
-        a[i, i] += lam * max(hess[i, i], floor)
+            a[i, j] = 0.0 if fixed[i] or fixed[j] else hess[i, j]
+        a[i, i] = 1.0 if fixed[i] else a[i, i] + lam * max(hess[i, i], floor)
     if not _cholesky(a, low, 0.0):
         return False
     for i in range(n):  # forward: L z = -grad
-        acc = -grad[i]
+        acc = 0.0 if fixed[i] else -grad[i]
         for m in range(i):
             acc -= low[i, m] * step[m]
         step[i] = acc / low[i, i]
@@ -182,6 +186,34 @@ def _damped_step(hess, grad, lam, a, low, step):
             acc -= low[m, i] * step[m]
         step[i] = acc / low[i, i]
     return True
+
+
+@njit(**_OPTS)
+def _held_at_bounds(p, step, k, fit_sigma, lo, hi, sigma_hi, fixed):
+    """Mark the parameters on a bound of :func:`_clip` that ``step`` pushes out.
+
+    Holding them and solving again for the others (a projected step) keeps
+    an emitter at the edge of its box or a background at zero from turning
+    every other step into a rejected one. Returns whether any was marked.
+    """
+    any_held = False
+    for e in range(k):
+        for c in (3 * e, 3 * e + 1):
+            out = (p[c] <= lo and step[c] < 0.0) or (p[c] >= hi and step[c] > 0.0)
+            fixed[c] = out
+            any_held |= out
+        out = p[3 * e + 2] <= 1e-3 and step[3 * e + 2] < 0.0
+        fixed[3 * e + 2] = out
+        any_held |= out
+    out = p[3 * k] <= 1e-6 and step[3 * k] < 0.0
+    fixed[3 * k] = out
+    any_held |= out
+    if fit_sigma:
+        c = 3 * k + 1
+        out = (p[c] <= 0.1 and step[c] < 0.0) or (p[c] >= sigma_hi and step[c] > 0.0)
+        fixed[c] = out
+        any_held |= out
+    return any_held
 
 
 @njit(**_OPTS)
@@ -240,6 +272,7 @@ def lm_fit(
     a = np.empty((n_par, n_par))
     low = np.zeros((n_par, n_par))
     step = np.empty(n_par)
+    fixed = np.zeros(n_par, dtype=np.bool_)
     for b in range(n):
         d = data[b]
         w = weights[b]
@@ -258,7 +291,12 @@ def lm_fit(
             it += 1
             better = False
             small = False
-            if _damped_step(hess, grad, lam, a, low, step):
+            fixed[:] = False
+            solved = _damped_step(hess, grad, lam, a, low, step, fixed)
+            if solved and _HOLD_BOUNDS:
+                if _held_at_bounds(p, step, k, fit_sigma, lo, hi, float(size), fixed):
+                    solved = _damped_step(hess, grad, lam, a, low, step, fixed)
+            if solved:
                 for c in range(n_par):
                     trial[c] = p[c] + step[c]
                 _clip(trial, k, fit_sigma, lo, hi, float(size))

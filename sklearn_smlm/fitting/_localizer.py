@@ -726,6 +726,17 @@ def refine_localizations(
     takes the result of the emitter its box is centred on. Boxes with the same
     ``k`` are fitted in one batch.
 
+    A spot cut by the frame edge does not tell its width well: where the
+    single fits of the call agree on one width (interquartile range within
+    15 % of the median, at least 20 fits, as for an in-focus 2D PSF),
+    detections less than 2 px from the edge are fitted again with the width
+    fixed at that median. On sparse frames this took the RMSE of emitters
+    within 1.5 px of the edge from 17.8 to 15.8 nm (all emitters: 11.8 ->
+    11.5 nm; a second simulation 12.3 -> 12.1 nm; 1 emitter/um^2 17.1 ->
+    16.9 nm); on the thick 2016 set, whose widths vary (interquartile range
+    41 % of the median), a fixed width would have been 0.02 nm worse, and
+    the test leaves it free.
+
     The refinement never replaces a position it cannot trust: the detector's
     position is kept, and the reason given in ``fit_status``, where the fit
     failed (saturated, no signal, not converged, outside its box, width out of
@@ -925,6 +936,20 @@ saturation_adu
         neighbour_margin_px,
         fit_rows=~crowded,
     )
+    if psf_sigma_nm is None:
+        _refit_at_frame_edge(
+            frames,
+            f,
+            cx,
+            cy,
+            fit,
+            ~crowded,
+            p,
+            derived,
+            saturation,
+            max_emitters,
+            neighbour_margin_px,
+        )
     status = fit["status"]
     status[crowded] = 9
     # fits that converged but are not to be trusted keep the detection
@@ -1118,6 +1143,54 @@ def _local_density_per_um2(f, cx, cy, pixel_size_nm):
 
 #: Fewest single fits whose median width the split test compares with.
 _SPLIT_MIN_FITS = 20
+#: Detections closer than this to the frame edge (px) get the fixed width.
+_EDGE_PX = 2.0
+
+
+def _refit_at_frame_edge(
+    frames,
+    f,
+    cx,
+    cy,
+    fit,
+    fit_rows,
+    p,
+    derived,
+    saturation,
+    max_emitters,
+    neighbour_margin_px,
+):
+    """Fit detections near the frame edge again with the width of the others.
+
+    Only where the kept single fits away from the edge (at least
+    ``_SPLIT_MIN_FITS``) agree on one width: interquartile range within 15 %
+    of the median (an in-focus 2D PSF; a thick sample's widths vary). ``fit``
+    (from :func:`_fit_detections`) is updated in place for the refitted rows.
+    """
+    h, w = frames.shape[1:]
+    edge = np.minimum.reduce([cx + 0.5, cy + 0.5, w - 0.5 - cx, h - 0.5 - cy])
+    near = np.asarray(fit_rows, bool) & (edge < _EDGE_PX)
+    single = (fit["status"] == 0) & (fit["k"] == 1) & fit_rows & ~near
+    if not near.any() or single.sum() < _SPLIT_MIN_FITS:
+        return
+    q25, median, q75 = np.percentile(fit["sigma_px"][single], [25, 50, 75])
+    if q75 - q25 > 0.15 * median:
+        return
+    fixed = dict(p, psf_sigma_nm=median * float(p["pixel_size_nm"]))
+    again = _fit_detections(
+        frames,
+        f,
+        cx,
+        cy,
+        fixed,
+        derived,
+        saturation,
+        max_emitters,
+        neighbour_margin_px,
+        fit_rows=near,
+    )
+    for key, values in fit.items():
+        values[near] = again[key][near]
 
 
 def _split_merged_pairs(
@@ -1334,7 +1407,8 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
     # from about 4,400 to 1,554 on sparse256 (few on dense frames).
     dof2 = size * size - 8
     screen = max(
-        min_deviance_drop, min_deviance_drop + dof2 - _SPLIT_SCREEN_SD * np.sqrt(2.0 * dof2)
+        min_deviance_drop,
+        min_deviance_drop + dof2 - _SPLIT_SCREEN_SD * np.sqrt(2.0 * dof2),
     )
     poor = dev1 / derived["excess_noise"] > screen
     if not poor.any():
