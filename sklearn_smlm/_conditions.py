@@ -22,6 +22,7 @@ __all__ = [
     "choose_pretrained",
     "estimate_conditions",
     "conditions_problems",
+    "drop_sparse_duplicates",
 ]
 
 #: A detection whose raw-pixel SNR (3 x 3 maximum of the wavelet detection
@@ -569,6 +570,71 @@ def drop_noise_frames(frames, table, min_frame_snr):
     has_spot = np.zeros(len(frames), dtype=bool)
     has_spot[bright] = True
     keep = has_spot[table["frame"].to_numpy()]
+    if keep.all():
+        return table
+    return table[keep].reset_index(drop=True)
+
+
+#: ``drop_sparse_duplicates`` acts only in frames with fewer detections than
+#: this per um^2: there two true emitters within ``radius_nm`` are rare, and
+#: a defocused spot that the network reports twice is the commonest false
+#: detection (simulated 1.5 um slabs at 0.1-0.5 emitters/um^2: 80-110 of the
+#: 110-140 false detections of the default model in 24 frames of 64 x 64 lie
+#: within 350 nm of a true emitter and of another detection).
+SPARSE_DUPLICATE_DENSITY = 0.5
+
+
+def drop_sparse_duplicates(
+    table, radius_nm, *, frame_area_um2, max_density_per_um2=SPARSE_DUPLICATE_DENSITY
+):
+    """In sparse frames, keep only the higher-scoring of two close detections.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Localizations with ``frame``, ``x_nm``, ``y_nm`` and ``score``.
+    radius_nm : float or None
+        Two detections of one frame closer than this are one emitter reported
+        twice; the lower ``score`` is dropped. ``None`` keeps all.
+    frame_area_um2 : float
+        Area of one frame.
+    max_density_per_um2 : float, default=SPARSE_DUPLICATE_DENSITY
+        Only frames with fewer detections per um^2 than this are touched.
+
+    Returns
+    -------
+    table : DataFrame
+        The rows kept, index reset (the same object when nothing is dropped).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"frame": [0, 0, 0], "x_nm": [1000.0, 1080.0, 3000.0],
+    ...                       "y_nm": [1000.0, 1000.0, 3000.0],
+    ...                       "score": [900.0, 400.0, 800.0]})
+    >>> drop_sparse_duplicates(table, 100.0, frame_area_um2=40.96)["x_nm"].tolist()
+    [1000.0, 3000.0]
+    """
+    if radius_nm is None or len(table) < 2:
+        return table
+    from scipy.spatial import cKDTree
+
+    from ._validation import check_real
+
+    check_real(radius_nm, "duplicate_radius_nm", low=0, low_open=True)
+    frames = table["frame"].to_numpy()
+    counts = np.bincount(frames - frames.min())
+    sparse = counts[frames - frames.min()] < max_density_per_um2 * frame_area_um2
+    xy = table[["x_nm", "y_nm"]].to_numpy(dtype=np.float64)
+    score = table["score"].to_numpy()
+    keep = np.ones(len(table), dtype=bool)
+    idx = np.flatnonzero(sparse)
+    if len(idx) > 1:
+        # one tree over the sparse frames: frames kept apart along a third axis
+        pts = np.column_stack([xy[idx], frames[idx] * 10.0 * (radius_nm + 1e6)])
+        for a, b in sorted(cKDTree(pts).query_pairs(float(radius_nm))):
+            i, j = idx[a], idx[b]
+            keep[j if score[i] >= score[j] else i] = False
     if keep.all():
         return table
     return table[keep].reset_index(drop=True)

@@ -18,7 +18,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._chunks import check_chunk_size, iter_chunk_tables
-from ._conditions import check_and_warn, choose_pretrained, drop_noise_frames
+from ._conditions import (
+    check_and_warn,
+    choose_pretrained,
+    drop_noise_frames,
+    drop_sparse_duplicates,
+)
 from ._depth import (
     add_z_column,
     check_depth_and_warn,
@@ -546,6 +551,11 @@ class DistanceTransformLocalizer(BaseEstimator):
         per um^2 per frame before, 0-0.0001 after; no Jaccard change in any
         cell of ``benchmarks/bench_models.py``). ``None`` keeps every
         detection.
+    duplicate_radius_nm : float, optional
+        In frames with fewer than 0.5 detections per um^2, of two detections
+        closer than this keep only the higher score: there two true emitters
+        that close are rare, and a defocused spot reported twice is the
+        commonest false detection. ``None`` keeps every detection.
     refiner : GaussianFitLocalizer, optional
         Hybrid mode: every CNN detection is refined by a Gaussian fit on the
         raw pixels (jointly with its neighbours where spots overlap, see
@@ -595,6 +605,7 @@ patience, augment, precision, device, random_state, verbose
         threshold=300.0,
         min_distance=1,
         min_frame_snr=None,
+        duplicate_radius_nm=None,
         refiner=None,
         camera=None,
         pixel_size_nm=100.0,
@@ -622,6 +633,7 @@ patience, augment, precision, device, random_state, verbose
         self.threshold = threshold
         self.min_distance = min_distance
         self.min_frame_snr = min_frame_snr
+        self.duplicate_radius_nm = duplicate_radius_nm
         self.refiner = refiner
         self.camera = camera
         self.pixel_size_nm = pixel_size_nm
@@ -911,6 +923,10 @@ patience, augment, precision, device, random_state, verbose
         if self.z_range_nm is not None:  # an empty table of a 3D model too
             table = with_z_column(table)
         table = drop_noise_frames(frames, table, self.min_frame_snr)
+        area_um2 = frames.shape[1] * frames.shape[2] * (self.pixel_size_nm / 1e3) ** 2
+        table = drop_sparse_duplicates(
+            table, self.duplicate_radius_nm, frame_area_um2=area_um2
+        )
         table = self.refine(frames, table)
         table["frame"] += frame_offset
         return table
