@@ -294,3 +294,32 @@ def test_split_test_is_not_fooled_by_a_camera_described_wrongly():
         split = np.flatnonzero(out["fit_status"] == "split")
         # only the pair's detection (the 5th of 6 per frame) is split
         np.testing.assert_array_equal(split - 1, np.arange(8) * 7 + 4)
+
+
+def _frames_of(positions, sigmas, n_frames=8, size=40, photons=2000.0, seed=5):
+    """Poisson frames (offset 100), spots anywhere (full-frame models)."""
+    rng = np.random.default_rng(seed)
+    mean = np.full((size, size), 20.0)
+    for (x, y), s in zip(positions, sigmas, strict=True):
+        mean += gaussian_model(np.array([[x, y, photons, 0.0, s]]), size)[0]
+    return 100.0 + rng.poisson(np.broadcast_to(mean, (n_frames, size, size))), rng
+
+
+def test_spots_at_the_frame_edge_get_the_width_of_the_others():
+    inner = [(9.2, 9.1), (30.3, 9.4), (9.4, 30.2), (30.1, 30.4)]
+    edge = [(0.7, 20.3)]  # 1.2 px from the edge (pixel edges at -0.5 and 39.5)
+    frames, rng = _frames_of(inner + edge, [1.1] * 5)
+    dets = table_of(8, inner + edge)
+    dets[["x_nm", "y_nm"]] += rng.normal(0.0, 10.0, (len(dets), 2))
+    out = refine_localizations(frames, dets)
+    at_edge = np.asarray(dets.index % 5 == 4)
+    assert out["fit_ok"].all()
+    # 32 single fits agree on one width: the edge spots are fitted with it
+    median = np.median(out.loc[~at_edge, "sigma_nm"])
+    np.testing.assert_allclose(out.loc[at_edge, "sigma_nm"], median)
+    # widths that disagree (a thick sample): the edge spots keep a free width
+    frames2, _ = _frames_of(inner + edge, [0.9, 1.5, 1.0, 1.4, 1.1])
+    out2 = refine_localizations(frames2, dets)
+    assert out2["fit_ok"].all()
+    widths = out2["sigma_nm"].to_numpy()
+    assert not np.isclose(widths[at_edge], np.median(widths[~at_edge])).any()
