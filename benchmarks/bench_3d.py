@@ -50,6 +50,12 @@ BORDER_NM = 300.0
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=None, help="frames per set")
+    parser.add_argument(
+        "--precision-frames",
+        type=int,
+        default=None,
+        help="frames of the precision section (default: twice --frames)",
+    )
     parser.add_argument("--quick", action="store_true", help="100 frames per set")
     parser.add_argument("--smoke", action="store_true", help="tiny run, to test")
     parser.add_argument("--only", default="presets,precision")
@@ -408,7 +414,8 @@ def section_precision(args, conditions):
     from sklearn_smlm.simulation import PRESETS
 
     name = "low_density_as"
-    X, truth = simulate(name, 2 * args.frames, args.seed + 1, args.smoke)
+    n_frames = args.precision_frames or 2 * args.frames
+    X, truth = simulate(name, n_frames, args.seed + 1, args.smoke)
     cal = preset_calibration(name)
     qe = PRESETS[name]["quantum_efficiency"]
     z_bound, xy_bound = z_crlb_nm(truth, cal, qe=qe, frame_shape=X.shape[1:])
