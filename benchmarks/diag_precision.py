@@ -47,7 +47,31 @@ DENSE_CAMERAS = {
     ),
 }
 #: the refinement as it was before issue 16 (for the before/after rows)
-BEFORE = dict(box_size=7, max_shift_px=1.0, max_local_density_per_um2=None)
+BEFORE = dict(
+    box_size=7,
+    max_shift_px=1.0,
+    max_local_density_per_um2=None,
+    split_min_deviance_drop=None,
+)
+
+
+def previous_defaults(fn):
+    """Run ``fn`` as the first session left the hybrid.
+
+    Density counted in a 1 um disc, no split (``PREVIOUS``), no refit with a
+    fixed width at the frame edge; today's fitter.
+    """
+    import sklearn_smlm.fitting._localizer as L
+
+    saved = L._DENSITY_RADIUS_NM, L._EDGE_PX
+    try:
+        L._DENSITY_RADIUS_NM, L._EDGE_PX = 1000.0, 0.0
+        return fn()
+    finally:
+        L._DENSITY_RADIUS_NM, L._EDGE_PX = saved
+
+
+PREVIOUS = dict(split_min_deviance_drop=None)
 
 
 def bounds_nm(truth, frame_shape, px=100.0, box=11, excess=2.0, max_emitters=6):
@@ -179,7 +203,13 @@ def status_rows(name, table, pairs, cnn, truth):
     pi = pairs["pred_index"].to_numpy()
     d2 = pairs["distance_nm"].to_numpy() ** 2
     tx, ty = truth["x_nm"].to_numpy()[ti], truth["y_nm"].to_numpy()[ti]
-    c2 = (cnn["x_nm"].to_numpy()[pi] - tx) ** 2 + (cnn["y_nm"].to_numpy()[pi] - ty) ** 2
+    # rows added by a split follow their detection: map every row of the
+    # refined table to the network's detection it came from
+    split = table["fit_status"].to_numpy() == "split"
+    detection = np.cumsum(~split) - 1
+    c2 = (cnn["x_nm"].to_numpy()[detection[pi]] - tx) ** 2 + (
+        cnn["y_nm"].to_numpy()[detection[pi]] - ty
+    ) ** 2
     status = table["fit_status"].to_numpy()[pi]
     rows = []
     for s in pd.unique(status):
@@ -325,6 +355,16 @@ def sparse_section(loc, density, n_frames, seed, log, picasso_python=None):
     methods["hybrid, before (box 7, shift 1 px, no density rule)"] = timed(
         lambda: refine_localizations(X, dets, **CAMERA, **BEFORE)
     )
+    methods[
+        "hybrid, previous defaults (1 um density disc, no split, no edge refit)"
+    ] = timed(
+        lambda: previous_defaults(
+            lambda: refine_localizations(X, dets, **CAMERA, **PREVIOUS)
+        )
+    )
+    methods["hybrid, now, no split"] = timed(
+        lambda: refine_localizations(X, dets, split_min_deviance_drop=None, **CAMERA)
+    )
     methods["hybrid, now (defaults)"] = timed(
         lambda: refine_localizations(X, dets, **CAMERA)
     )
@@ -454,6 +494,14 @@ def dense_section(loc, n_frames, log):
         for label, table in (
             ("CNN", cnn),
             ("hybrid, before", refine_localizations(X, dets, **cam, **BEFORE)),
+            (
+                "hybrid, previous defaults (1 um disc, no split, no edge refit)",
+                previous_defaults(
+                    lambda X=X, dets=dets, cam=cam: refine_localizations(
+                        X, dets, **cam, **PREVIOUS
+                    )
+                ),
+            ),
             ("hybrid, now", refine_localizations(X, dets, **cam)),
         ):
             p = match_localizations(truth, table, tolerance_nm=250.0)
