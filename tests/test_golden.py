@@ -140,6 +140,20 @@ def test_hybrid_predict(frames, reference):
     _check(reference, "hybrid_predict", _table_digest(table))
 
 
+def test_hybrid_refine_every_detection(frames, reference):
+    # the golden stack is dense: the hybrid keeps every detection's position
+    # there (crowded), so the fits (joint, split, frame edge) are pinned here
+    # with the density rule off
+    from sklearn_smlm.fitting import refine_localizations
+
+    detections = _cnn().predict(frames)[["frame", "x_nm", "y_nm"]]
+    table = refine_localizations(
+        frames, detections, max_local_density_per_um2=None, **CAMERA
+    )
+    assert table["fit_ok"].mean() > 0.3  # 156 of 401 rows fitted
+    _check(reference, "hybrid_refine_every_detection", _table_digest(table))
+
+
 def test_gaussian_predict(frames, reference):
     table = GaussianFitLocalizer(**CAMERA).fit().predict(frames)
     assert len(table) > 10
