@@ -324,10 +324,19 @@ def fine_tune(args, conditions):
         minutes = 0.0
     print(f"fine-tuning {start} from round {first}", flush=True)
     t_start = time.perf_counter()
-    if args.max_minutes:  # the graceful stop of Ctrl-C, on a timer
-        signal.signal(signal.SIGALRM, signal.default_int_handler)
+    # skorch ends the epoch on Ctrl-C and returns: remember the request, so
+    # that the loop saves the round and stops instead of starting the next
+    stop = []
+
+    def request_stop(signum, frame):
+        stop.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, request_stop)
+    if args.max_minutes:  # the same graceful stop, on a timer
+        signal.signal(signal.SIGALRM, request_stop)
         signal.alarm(max(1, int(args.max_minutes * 60)))
-    fine_tuning = None
+    fine_tuning = done  # the checkpoint's record until a round is done here
     try:
         for r in range(first, args.rounds):
             t0 = time.perf_counter()
@@ -361,6 +370,9 @@ def fine_tune(args, conditions):
                     f"saved {args.checkpoint}",
                     flush=True,
                 )
+            if stop:
+                print("stopped", flush=True)
+                break
     except KeyboardInterrupt:  # skorch stops on its own; a stop between rounds
         print("stopped", flush=True)
     signal.alarm(0)
