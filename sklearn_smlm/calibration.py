@@ -240,7 +240,9 @@ class AstigmaticCalibration(BaseEstimator):
         return cal
 
     @classmethod
-    def from_picasso(cls, path, *, pixel_size_nm, magnification_factor=None):
+    def from_picasso(
+        cls, path, *, pixel_size_nm, magnification_factor=None, point_sampled=False
+    ):
         """Read a Picasso 3D calibration file (YAML from Picasso's calibrate_z).
 
         Picasso stores, per axis, the 7 coefficients of a 6th-order polynomial
@@ -259,6 +261,14 @@ class AstigmaticCalibration(BaseEstimator):
             Camera pixel size of the calibration (Picasso does not store it).
         magnification_factor : float, optional
             Overrides the file's value (files written without it get 1).
+        point_sampled : bool, default=False
+            The file's widths are those of a Gaussian sampled at the pixel
+            centres, as Picasso's own fitters measure them (a bead
+            calibration made in Picasso): convert them to the widths of the
+            pixel-integrated Gaussian this library fits,
+            ``sqrt(w^2 - pixel^2 / 12)``, refitted as 6th-order polynomials
+            over the range (the inverse of :meth:`to_picasso`'s default).
+            False (the default) takes the widths as they are.
 
         Returns
         -------
@@ -297,6 +307,17 @@ class AstigmaticCalibration(BaseEstimator):
         else:
             half = 1000.0
         half = abs(half) * mag
+        if point_sampled:
+            z = np.linspace(-half, half, 201)
+            for curve in curves:
+                w2 = np.polyval(curve["coefficients"], z) ** 2 - pixel_size_nm**2 / 12
+                if (w2 <= 0).any():
+                    raise ValueError(
+                        f"{str(path)!r}: a width is at most pixel / sqrt(12) in the "
+                        "range, so it cannot be a point-sampled width; use "
+                        "point_sampled=False."
+                    )
+                curve["coefficients"] = np.polyfit(z, np.sqrt(w2), 6)
         return cls.from_parameters(
             curves[0], curves[1], z_range_nm=(-half, half), model="polynomial"
         )

@@ -185,6 +185,18 @@ def test_to_picasso_writes_what_from_picasso_and_zfit_read(tmp_path):
     sampled = cal.to_picasso(tmp_path / "s.yaml", pixel_size_nm=px)
     got = AstigmaticCalibration.from_picasso(sampled, pixel_size_nm=px).widths(z)[1]
     np.testing.assert_allclose(got, np.hypot(cal.widths(z)[1], px / 12**0.5), atol=1.0)
+    # and back: point-sampled widths read as integrated ones
+    back = AstigmaticCalibration.from_picasso(
+        sampled, pixel_size_nm=px, point_sampled=True
+    )
+    for got, want in zip(back.widths(z), cal.widths(z), strict=True):
+        np.testing.assert_allclose(got, want, atol=1.0)
+    narrow = {"X Coefficients": [0.0] * 6 + [0.2], "Y Coefficients": [0.0] * 6 + [1]}
+    (tmp_path / "narrow.yaml").write_text(yaml.safe_dump(narrow))
+    with pytest.raises(ValueError, match="point-sampled"):
+        AstigmaticCalibration.from_picasso(
+            tmp_path / "narrow.yaml", pixel_size_nm=px, point_sampled=True
+        )
     with pytest.raises(ValueError, match="pixel_size_nm"):
         cal.to_picasso(tmp_path / "x.yaml", pixel_size_nm=-1.0)
 
