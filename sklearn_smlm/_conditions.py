@@ -88,18 +88,18 @@ SPREAD_ITER = 10
 SHIPPED_CONDITIONS = {
     "default": {
         "name": "default",
-        "density_per_um2": [0.1, 9.0],
-        "psf_fwhm_nm": [200.0, 350.0],
+        "density_per_um2": [0.1, 15.0],
+        "psf_fwhm_nm": [190.0, 350.0],
         "pixel_size_nm": 100.0,
-        "psf_sigma_px": [0.85, 1.49],
+        "psf_sigma_px": [0.81, 1.49],
         "photons": [200.0, 5000.0],
         "background_photons": [5.0, 200.0],
         "z_range_nm": [-750.0, 750.0],
         "focal_depth_nm": 400.0,
-        "cameras": ["emccd"],
+        "cameras": ["emccd", "scmos"],
         "structures": ["uniform", "filaments"],
-        "summary": "0.1-9 emitters/um^2, PSF FWHM 200-350 nm at 100 nm pixels, "
-        "in focus and 1.5 um thick samples",
+        "summary": "0.1-15 emitters/um^2, PSF FWHM 190-350 nm at 100 nm pixels, "
+        "in focus and 1.5 um thick samples, EMCCD and sCMOS",
     },
     "dense_2013": {
         "name": "dense_2013",

@@ -86,8 +86,9 @@ def add_parser(subparsers):
         metavar="PATH|NAME",
         help="model file saved by 'sklearn-smlm train', or the name of a "
         "pretrained model shipped with the package: 'default' (the default; "
-        "0.1-9 emitters/um^2, PSF FWHM 200-350 nm at 100 nm pixels, in focus "
-        "and thick samples), 'dense_2013' (3-8 emitters/um^2 in focus only), "
+        "0.1-15 emitters/um^2, PSF FWHM 190-350 nm at 100 nm pixels, in focus "
+        "and thick samples, EMCCD and sCMOS), 'dense_2013' (3-8 emitters/um^2 "
+        "in focus only), "
         "'bt_hd_2013' (the 2013 Bundled Tubes HD conditions only; most "
         "accurate there, about 15x slower), 'astig_3d' (3D: astigmatic frames "
         "of the 2016-like PSF over +-750 nm, z_nm in the table); 'auto' picks "
