@@ -143,7 +143,9 @@ def test_from_picasso_converts_pixels_and_magnification(tmp_path):
     }
     path = tmp_path / "picasso_calib.yaml"
     path.write_text(yaml.safe_dump(doc))
-    cal = AstigmaticCalibration.from_picasso(path, pixel_size_nm=px)
+    cal = AstigmaticCalibration.from_picasso(
+        path, pixel_size_nm=px, point_sampled=False
+    )
     assert cal.model_ == "polynomial"
     assert cal.z_range_nm_ == pytest.approx((-320.0, 320.0))
     sample_z = np.array([-300.0, 0.0, 120.0])
@@ -156,7 +158,7 @@ def test_from_picasso_converts_pixels_and_magnification(tmp_path):
         dsx, px * np.polyval(np.polyder(cx), sample_z / mag) / mag, rtol=1e-9
     )
     over = AstigmaticCalibration.from_picasso(
-        path, pixel_size_nm=px, magnification_factor=1.0
+        path, pixel_size_nm=px, magnification_factor=1.0, point_sampled=False
     )
     assert over.z_range_nm_ == pytest.approx((-400.0, 400.0))
     (tmp_path / "bad.yaml").write_text("X Coefficients: [1, 2]\n")
@@ -177,18 +179,22 @@ def test_to_picasso_writes_what_from_picasso_and_zfit_read(tmp_path):
     np.testing.assert_allclose(
         px * np.polyval(doc["X Coefficients"], z), cal.widths(z)[0], atol=1.0
     )
-    back = AstigmaticCalibration.from_picasso(path, pixel_size_nm=px)
+    back = AstigmaticCalibration.from_picasso(
+        path, pixel_size_nm=px, point_sampled=False
+    )
     assert back.z_range_nm_ == pytest.approx((-600.0, 600.0))
     for got, want in zip(back.widths(z), cal.widths(z), strict=True):
         np.testing.assert_allclose(got, want, atol=1.0)
     # what Picasso's point-sampled Gaussian fit measures: + a pixel^2 / 12
     sampled = cal.to_picasso(tmp_path / "s.yaml", pixel_size_nm=px)
-    got = AstigmaticCalibration.from_picasso(sampled, pixel_size_nm=px).widths(z)[1]
-    np.testing.assert_allclose(got, np.hypot(cal.widths(z)[1], px / 12**0.5), atol=1.0)
-    # and back: point-sampled widths read as integrated ones
-    back = AstigmaticCalibration.from_picasso(
-        sampled, pixel_size_nm=px, point_sampled=True
+    raw = AstigmaticCalibration.from_picasso(
+        sampled, pixel_size_nm=px, point_sampled=False
     )
+    np.testing.assert_allclose(
+        raw.widths(z)[1], np.hypot(cal.widths(z)[1], px / 12**0.5), atol=1.0
+    )
+    # and back by default: Picasso's point-sampled widths read as integrated ones
+    back = AstigmaticCalibration.from_picasso(sampled, pixel_size_nm=px)
     for got, want in zip(back.widths(z), cal.widths(z), strict=True):
         np.testing.assert_allclose(got, want, atol=1.0)
     narrow = {"X Coefficients": [0.0] * 6 + [0.2], "Y Coefficients": [0.0] * 6 + [1]}

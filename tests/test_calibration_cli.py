@@ -6,6 +6,7 @@ import yaml
 
 from sklearn_smlm.calibration import AstigmaticCalibration
 from sklearn_smlm.cli import main
+from sklearn_smlm.cli.calibrate import load_calibration
 from sklearn_smlm.io import read_localizations, write_stack
 from sklearn_smlm.metrics import localization_metrics
 from sklearn_smlm.simulation import PAFPSimulator, simulate_bead_stack
@@ -64,17 +65,19 @@ def test_localize_with_calibration_gives_z(files):
     assert {"z_nm", "uncertainty_z_nm", "sigma_x_nm"} <= set(table.columns)
     m = localization_metrics(truth, table, tolerance_nm=250, axial_tolerance_nm=500)
     assert m["jaccard"] > 0.5 and m["rmse_z_nm"] < 120
-    # a Picasso 3D calibration works the same way
+    # a Picasso 3D calibration works the same way: the widths Picasso's
+    # least-squares fit measures (a Gaussian sampled at the pixel centres)
+    cal.to_picasso(folder / "picasso.yaml", pixel_size_nm=100.0)
+    picasso = yaml.safe_load((folder / "picasso.yaml").read_text())
     z = np.linspace(-750, 750, 151)
-    sx, sy = cal.widths(z)
-    picasso = {
-        "X Coefficients": [float(v) for v in np.polyfit(z, sx / 100.0, 6)],
-        "Y Coefficients": [float(v) for v in np.polyfit(z, sy / 100.0, 6)],
-        "Number of frames": 151,
-        "Step size in nm": 10.0,
-        "Magnification factor": 1.0,
-    }
-    (folder / "picasso.yaml").write_text(yaml.safe_dump(picasso))
+    sampled = 100.0 * np.polyval(picasso["Y Coefficients"], z)
+    np.testing.assert_allclose(
+        sampled, np.hypot(cal.widths(z)[1], 100 / 12**0.5), atol=1
+    )
+    # ... which localize reads back as the widths of the fitted (integrated) model
+    read = load_calibration(folder / "picasso.yaml", 100.0)
+    for got, want in zip(read.widths(z)[:2], cal.widths(z)[:2], strict=True):
+        np.testing.assert_allclose(got, want, atol=1.0)
     out2 = folder / "locs_picasso.csv"
     args[3] = str(out2)
     assert main([*args, "--calibration", str(folder / "picasso.yaml"), "-q"]) == 0
