@@ -309,6 +309,8 @@ def test_dense_frames_warn_and_name_the_remedy(monkeypatch):
         max_emitters=1,
         max_deviance_ratio=1.1,
     ).fit()
+    # without a shipped 3D network the remedy is to train one
+    monkeypatch.setattr(_astig, "_CNN_3D_MODEL", "no_such_model")
     with pytest.warns(UserWarning, match=r"too much for the classical 3D fit.*use a "):
         table = loc.predict(X)
     assert table.attrs["n_dropped"]["poor_fit"] >= 20
