@@ -1212,6 +1212,45 @@ def _refit_at_frame_edge(
         values[near] = again[key][near]
 
 
+def _recentred_single_fits(frames, f, fit, idx, p, derived):
+    """Boxes centred on the single fits ``idx``, their model and deviance.
+
+    What a two-emitter test starts from: the box around the fitted position
+    (not the detection), the fit's positions in it, its Poisson deviance
+    (sCMOS variance added to data and model where there is one).
+    """
+    size = int(p["box_size"])
+    h, w = frames.shape[1:]
+    row = np.clip(np.round(fit["y"][idx]).astype(np.int64), 0, h - 1)
+    col = np.clip(np.round(fit["x"][idx]).astype(np.int64), 0, w - 1)
+    raw, r0, c0, data, variance = _box_counts(
+        frames, f[idx], row, col, size, p, derived
+    )
+    box = {"raw": raw, "r0": r0, "c0": c0, "data": data, "variance": variance}
+    box["x"], box["y"] = fit["x"][idx] - c0, fit["y"][idx] - r0
+    box["n"], box["bg"] = fit["photons_e"][idx], fit["background_e"][idx]
+    box["sigma"] = fit["sigma_px"][idx]
+    columns = [box[k] for k in ("x", "y", "n", "bg", "sigma")]
+    box["mu"] = mu = gaussian_model(np.column_stack(columns), size)
+    if variance is None:
+        box["deviance"] = poisson_deviance(data, mu)
+    else:
+        box["deviance"] = poisson_deviance(data + variance, mu + variance)
+    return box
+
+
+def _residual_peak(data, mu):
+    """Row and column of the largest 3x3 sum of ``data - mu`` in every box."""
+    n, size = len(data), data.shape[-1]
+    pad = np.pad(data - mu, ((0, 0), (1, 1), (1, 1)))
+    box_sum = sum(
+        pad[:, 1 + dr : 1 + dr + size, 1 + dc : 1 + dc + size]
+        for dr in (-1, 0, 1)
+        for dc in (-1, 0, 1)
+    )
+    return np.divmod(box_sum.reshape(n, -1).argmax(axis=1), size)
+
+
 def _split_merged_pairs(
     frames, f, cx, cy, fit, ok, p, derived, saturation, min_deviance_drop
 ):
@@ -1230,7 +1269,6 @@ def _split_merged_pairs(
     ``index``, the detection each came from.
     """
     size = int(p["box_size"])
-    h, w = frames.shape[1:]
     keys = ("x", "y", "photons_e", "background_e", "sigma_px")
     empty = {key: np.empty(0) for key in (*keys, "var_xy_px2", "mortensen_px2")}
     empty["index"] = np.empty(0, dtype=np.int64)
@@ -1245,26 +1283,13 @@ def _split_merged_pairs(
     idx = single[width > 1.03 * np.median(width)]
     if not len(idx):
         return empty
-    row = np.clip(np.round(fit["y"][idx]).astype(np.int64), 0, h - 1)
-    col = np.clip(np.round(fit["x"][idx]).astype(np.int64), 0, w - 1)
-    raw, r0, c0, data, variance = _box_counts(
-        frames, f[idx], row, col, size, p, derived
+    box = _recentred_single_fits(frames, f, fit, idx, p, derived)
+    raw, r0, c0, data, variance = (
+        box[k] for k in ("raw", "r0", "c0", "data", "variance")
     )
-    x1, y1 = fit["x"][idx] - c0, fit["y"][idx] - r0
-    n1, bg1, s1 = fit["photons_e"][idx], fit["background_e"][idx], fit["sigma_px"][idx]
-    mu1 = gaussian_model(np.column_stack([x1, y1, n1, bg1, s1]), size)
-    if variance is None:
-        dev1 = poisson_deviance(data, mu1)
-    else:
-        dev1 = poisson_deviance(data + variance, mu1 + variance)
-    resid = data - mu1
-    pad = np.pad(resid, ((0, 0), (1, 1), (1, 1)))
-    box_sum = sum(
-        pad[:, 1 + dr : 1 + dr + size, 1 + dc : 1 + dc + size]
-        for dr in (-1, 0, 1)
-        for dc in (-1, 0, 1)
-    )
-    ry, rx = np.divmod(box_sum.reshape(len(idx), -1).argmax(axis=1), size)
+    x1, y1, n1, bg1, s1 = (box[k] for k in ("x", "y", "n", "bg", "sigma"))
+    dev1 = box["deviance"]
+    ry, rx = _residual_peak(data, box["mu"])
     init = [x1, y1, 0.5 * n1, rx.astype(float), ry.astype(float), 0.5 * n1, bg1, s1]
     res = _fit_in_chunks(
         data,
@@ -1396,7 +1421,6 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
     size = int(p["box_size"])
     px = float(p["pixel_size_nm"])
     fit_sigma = p["psf_sigma_nm"] is None
-    h, w = frames.shape[1:]
     idx = np.flatnonzero((fit["status"] == 0) & (fit["k"] == 1))
     empty = {key: np.empty(0) for key in ("x", "y", "photons_e", "background_e")}
     empty.update(
@@ -1405,18 +1429,12 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
     empty["index"] = np.empty(0, dtype=np.int64)
     if not len(idx):
         return empty
-    row = np.clip(np.round(fit["y"][idx]).astype(np.int64), 0, h - 1)
-    col = np.clip(np.round(fit["x"][idx]).astype(np.int64), 0, w - 1)
-    raw, r0, c0, data, variance = _box_counts(
-        frames, f[idx], row, col, size, p, derived
+    box = _recentred_single_fits(frames, f, fit, idx, p, derived)
+    raw, r0, c0, data, variance = (
+        box[k] for k in ("raw", "r0", "c0", "data", "variance")
     )
-    x1, y1 = fit["x"][idx] - c0, fit["y"][idx] - r0
-    n1, bg1, s1 = fit["photons_e"][idx], fit["background_e"][idx], fit["sigma_px"][idx]
-    mu1 = gaussian_model(np.column_stack([x1, y1, n1, bg1, s1]), size)
-    if variance is None:
-        dev1 = poisson_deviance(data, mu1)
-    else:
-        dev1 = poisson_deviance(data + variance, mu1 + variance)
+    x1, y1, n1, bg1, s1 = (box[k] for k in ("x", "y", "n", "bg", "sigma"))
+    mu1, dev1 = box["mu"], box["deviance"]
     # Only boxes whose single fit is poor enough can pass the test: the drop
     # is dev1 - dev2 and dev2 >= 0, so dev1 must exceed the drop; and a pair
     # fit's dev2 is rarely below dof - 2 sd of its chi-squared distribution
@@ -1432,21 +1450,13 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
     poor = dev1 / derived["excess_noise"] > screen
     if not poor.any():
         return empty
-    idx, row, col, r0, c0 = idx[poor], row[poor], col[poor], r0[poor], c0[poor]
+    idx, r0, c0 = idx[poor], r0[poor], c0[poor]
     raw, data, dev1 = raw[poor], data[poor], dev1[poor]
     variance = None if variance is None else variance[poor]
     x1, y1, n1, bg1, s1 = x1[poor], y1[poor], n1[poor], bg1[poor], s1[poor]
     mu1 = mu1[poor]
     # second emitter at the largest 3x3 sum of the residual
-    resid = data - mu1
-    pad = np.pad(resid, ((0, 0), (1, 1), (1, 1)))
-    box_sum = sum(
-        pad[:, 1 + dr : 1 + dr + size, 1 + dc : 1 + dc + size]
-        for dr in (-1, 0, 1)
-        for dc in (-1, 0, 1)
-    )
-    best = box_sum.reshape(len(idx), -1).argmax(axis=1)
-    ry, rx = np.divmod(best, size)
+    ry, rx = _residual_peak(data, mu1)
     init = [x1, y1, 0.5 * n1, rx.astype(float), ry.astype(float), 0.5 * n1, bg1]
     fixed = None
     if fit_sigma:
