@@ -165,6 +165,21 @@ def _raw_snr(frames, rows, cols, frame_index):
     return peak[frame_index, rows, cols] / noise[frame_index]
 
 
+def _boxes_and_ring(frames, f, r, c):
+    """7x7 boxes around ``(f, r, c)`` (float64) and the 24 pixels of their rim."""
+    offsets = np.arange(-3, 4)
+    boxes = frames[
+        f[:, None, None],
+        r[:, None, None] + offsets[None, :, None],
+        c[:, None, None] + offsets[None, None, :],
+    ].astype(np.float64)
+    ring = np.concatenate(
+        [boxes[:, 0, :], boxes[:, -1, :], boxes[:, 1:-1, 0], boxes[:, 1:-1, -1]],
+        axis=1,
+    )
+    return boxes, ring
+
+
 def _width_spread(frames, f, r, c):
     """Upper over lower quartile of fitted PSF widths at ``(f, r, c)``, and count.
 
@@ -178,16 +193,7 @@ def _width_spread(frames, f, r, c):
     if len(f) > SPREAD_SPOTS:  # evenly over the chunk, deterministic
         idx = np.linspace(0, len(f) - 1, SPREAD_SPOTS).astype(np.int64)
         f, r, c = f[idx], r[idx], c[idx]
-    offsets = np.arange(-3, 4)
-    boxes = frames[
-        f[:, None, None],
-        r[:, None, None] + offsets[None, :, None],
-        c[:, None, None] + offsets[None, None, :],
-    ].astype(np.float64)
-    ring = np.concatenate(
-        [boxes[:, 0, :], boxes[:, -1, :], boxes[:, 1:-1, 0], boxes[:, 1:-1, -1]],
-        axis=1,
-    )
+    boxes, ring = _boxes_and_ring(frames, f, r, c)
     scale = 10.0 / np.clip(np.std(ring, axis=1), 1e-6, None) ** 2
     data = (boxes - np.median(ring, axis=1)[:, None, None]) * scale[:, None, None]
     data += 10.0
@@ -247,16 +253,7 @@ def _spot_sigmas(frames, min_snr=8.0, isolation_px=5):
     f, r, c = f[bright], r[bright], c[bright]
     if len(f) == 0:
         return np.empty(0), n_bright, isolated
-    offsets = np.arange(-3, 4)
-    boxes = frames[
-        f[:, None, None],
-        r[:, None, None] + offsets[None, :, None],
-        c[:, None, None] + offsets[None, None, :],
-    ].astype(np.float64)
-    ring = np.concatenate(
-        [boxes[:, 0, :], boxes[:, -1, :], boxes[:, 1:-1, 0], boxes[:, 1:-1, -1]],
-        axis=1,
-    )
+    boxes, ring = _boxes_and_ring(frames, f, r, c)
     signal = boxes - np.median(ring, axis=1)[:, None, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log(signal)
