@@ -1,7 +1,8 @@
 """Model evaluation matrix: every shipped model on a fixed grid of simulated conditions.
 
-One command scores every shipped model (``sklearn_smlm/models/*.pt``) and any
-candidate file passed with ``--model PATH`` on
+One command scores every shipped 2D model (``sklearn_smlm/models/*.pt``; the
+3D ``astig_3d`` is scored by ``bench_3d.py`` unless named with ``--shipped``)
+and any candidate file passed with ``--model PATH`` on
 
 - 48 simulated cells: density (sparse 0.1-0.5, medium 1-2, dense 3-6
   emitters/um^2, drawn per frame) x focus (thin: in focus; thick: a 1.5 um
@@ -119,7 +120,10 @@ def load_models(args):
         if args.shipped:
             names = [n for n in names if n in args.shipped.split(",")]
         for name in names:
-            models[name] = DistanceTransformLocalizer.pretrained(name, device="cpu")
+            loc = DistanceTransformLocalizer.pretrained(name, device="cpu")
+            if loc.z_range_nm is not None and not args.shipped:
+                continue  # a 3D (astigmatic) model: benchmarks/bench_3d.py scores it
+            models[name] = loc
     for path in args.model:
         models[Path(path).stem] = DistanceTransformLocalizer.load(path, device="cpu")
     if not models:
