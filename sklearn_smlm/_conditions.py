@@ -159,7 +159,7 @@ def _raw_snr(frames, rows, cols, frame_index):
 
     from .fitting import filter_frames
 
-    image, noise = filter_frames(frames)
+    image, noise = filter_frames(frames, compiled=False)  # no numba import here
     peak = ndimage.maximum_filter(image, size=(1, 3, 3), mode="nearest")
     noise = np.where(noise > 0, noise, np.inf)
     return peak[frame_index, rows, cols] / noise[frame_index]
@@ -223,7 +223,7 @@ def _isolated_spots(frames, min_snr=SPREAD_MIN_SNR, isolation_px=5):
     from .fitting import detect_candidates
 
     # isolated: no other candidate (even a faint one) within isolation_px
-    f, r, c, snr = detect_candidates(frames, threshold=NOISE_SNR)
+    f, r, c, snr = detect_candidates(frames, threshold=NOISE_SNR, compiled=False)
     h, w = frames.shape[1:]
     n_bright = int(np.sum(snr >= BRIGHT_SNR))
     if len(f) == 0:
@@ -561,8 +561,12 @@ def drop_noise_frames(frames, table, min_frame_snr):
         return table
     from .fitting import detect_candidates
 
+    # scipy, not the compiled kernels: the network's path stays free of the
+    # numba import (a second of start-up) and costs ~1 % of the network here
     bright = detect_candidates(
-        np.asarray(frames, dtype=np.float32), threshold=float(min_frame_snr)
+        np.asarray(frames, dtype=np.float32),
+        threshold=float(min_frame_snr),
+        compiled=False,
     )[0]
     has_spot = np.zeros(len(frames), dtype=bool)
     has_spot[bright] = True

@@ -313,7 +313,7 @@ def spot_log_ratios(frames, *, min_snr=8.0, isolation_px=5, box=9):
     from .fitting import detect_candidates, fit_elliptical
 
     frames = np.asarray(frames, dtype=np.float64)
-    f, r, c, snr = detect_candidates(frames, threshold=4.0)
+    f, r, c, snr = detect_candidates(frames, threshold=4.0, compiled=False)
     if not len(f):
         return np.empty(0)
     h, w = frames.shape[1:]

@@ -438,6 +438,25 @@ def test_candidates_are_the_thresholded_maxima_of_the_wavelet_image(shape):
     assert (0, 0, 0) in set(zip(f.tolist(), r.tolist(), c.tolist(), strict=True))
 
 
+@pytest.mark.parametrize("shape", [(3, 40, 33), (2, 150, 140)])
+def test_detection_without_the_compiled_kernels_gives_the_same_candidates(shape):
+    # compiled=False (scipy passes, no numba import: the network's per-frame
+    # checks) and the numba kernels agree to float32 rounding
+    rng = np.random.default_rng(11)
+    frames = rng.poisson(20.0, shape).astype(np.float32)
+    frames[:, ::6, ::7] += rng.uniform(0, 300, frames[:, ::6, ::7].shape)
+    image, noise = filter_frames(frames)
+    image0, noise0 = filter_frames(frames, compiled=False)
+    np.testing.assert_allclose(image0, image, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(noise0, noise, rtol=1e-5)
+    fast = detect_candidates(frames, threshold=4.0)
+    slow = detect_candidates(frames, threshold=4.0, compiled=False)
+    assert len(fast[0]) > 20 * shape[0]
+    for a, b in zip(fast[:3], slow[:3], strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(fast[3], slow[3], rtol=1e-5)
+
+
 def test_refine_does_not_trust_a_fit_far_from_its_detection():
     # a detection 1.5 px from an isolated spot: the fit finds the spot, which
     # is more than max_shift_px away, so the detection is kept and flagged

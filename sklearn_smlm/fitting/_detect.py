@@ -79,7 +79,7 @@ def noise_gain(method, sigma_px=1.3):
     return float(np.sqrt((detect**2).sum() / (fine**2).sum()))
 
 
-def filter_frames(frames, method="wavelet", sigma_px=1.3):
+def filter_frames(frames, method="wavelet", sigma_px=1.3, *, compiled=True):
     """Return the detection image and its noise std in every frame.
 
     Parameters
@@ -88,6 +88,12 @@ def filter_frames(frames, method="wavelet", sigma_px=1.3):
     method : {"wavelet", "dog"}, default="wavelet"
     sigma_px : float, default=1.3
         PSF width in pixels (used by ``"dog"``).
+    compiled : bool, default=True
+        Filter ``"wavelet"`` frames with the compiled (numba) kernel, 3-5x
+        faster on long stacks; the first call in a process loads numba
+        (about a second). False runs the scipy passes: the same values to
+        float32 rounding, and no numba import (the network's per-frame
+        checks use it so that a short ``localize`` starts quickly).
 
     Returns
     -------
@@ -100,7 +106,7 @@ def filter_frames(frames, method="wavelet", sigma_px=1.3):
     # The noise of a frame larger than 128 x 128 is estimated on an evenly
     # spread subset of 16384 or more of its pixels (relative error about 1 %).
     step = max(1, frames.shape[1] * frames.shape[2] // _NOISE_SAMPLES)
-    if method == "wavelet" and frames.ndim == 3 and len(frames):
+    if compiled and method == "wavelet" and frames.ndim == 3 and len(frames):
         # one compiled pass per frame (numba): 3-5x faster than the
         # scipy.ndimage passes below, the same values to float32 rounding
         from ._kernels import wavelet_filter
@@ -117,7 +123,9 @@ def filter_frames(frames, method="wavelet", sigma_px=1.3):
     return image, _MAD_TO_STD * mad * noise_gain(method, sigma_px)
 
 
-def detect_candidates(frames, *, method="wavelet", threshold=4.0, sigma_px=1.3):
+def detect_candidates(
+    frames, *, method="wavelet", threshold=4.0, sigma_px=1.3, compiled=True
+):
     """Local maxima (8-neighbourhood) of the filtered frames above the threshold.
 
     Parameters
@@ -129,6 +137,9 @@ def detect_candidates(frames, *, method="wavelet", threshold=4.0, sigma_px=1.3):
         docstring). A frame without measurable noise (constant) gives no
         candidate.
     sigma_px : float, default=1.3
+    compiled : bool, default=True
+        Filter and find the maxima with the compiled (numba) kernels, or with
+        numpy and scipy (no numba import; see :func:`filter_frames`).
 
     Returns
     -------
@@ -146,13 +157,13 @@ def detect_candidates(frames, *, method="wavelet", threshold=4.0, sigma_px=1.3):
     >>> r.tolist(), c.tolist()
     ([10], [20])
     """
-    image, noise = filter_frames(frames, method, sigma_px)
+    image, noise = filter_frames(frames, method, sigma_px, compiled=compiled)
     # Pixels above the threshold first (few in sparse frames), then whether
     # each is a maximum of its 3 x 3 neighbourhood, the border replicated
     # (as ``maximum_filter(..., mode="nearest") == image``, without filtering
     # the whole stack).
     level = np.where(noise > 0, threshold * noise, np.inf)  # no noise: no candidate
-    if image.ndim == 3 and image.dtype == np.float32:
+    if compiled and image.ndim == 3 and image.dtype == np.float32:
         from ._kernels import local_maxima  # one compiled pass (numba)
 
         frame, row, col = local_maxima(image, level.astype(np.float64))
