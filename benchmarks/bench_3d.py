@@ -424,7 +424,7 @@ def z_crlb_nm(
     shifted inwards at the frame's border), so that an emitter near the
     border has the bound of the pixels that exist.
     """
-    from sklearn_smlm.fitting._astig import _crlb, _ZModel
+    from sklearn_smlm.fitting import astigmatic_model, crlb
 
     c = (box - 1) / 2.0
     bx = np.full(len(truth), c)
@@ -444,11 +444,14 @@ def z_crlb_nm(
             truth["z_nm"].to_numpy(),
         ]
     )
-    model = _ZModel(
-        lambda z: calibration.widths(z, derivative=True), 100.0, (-1e9, 1e9)
+    mu, jac = astigmatic_model(
+        params,
+        box,
+        lambda z: calibration.widths(z, derivative=True),
+        pixel_size_nm=100.0,
+        jacobian=True,
     )
-    mu, jac = model(params, box, True)
-    var = _crlb(mu, jac, excess_noise)
+    var = crlb(mu, jac, excess_noise)
     return np.sqrt(var[:, 4]), np.sqrt(var[:, 0] + var[:, 1]) * 100.0
 
 

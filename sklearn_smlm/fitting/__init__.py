@@ -9,6 +9,7 @@ fits on the raw pixels.
 from ._astig import (
     ASTIG_COLUMNS,
     AstigmaticFitLocalizer,
+    astigmatic_model,
     elliptical_model,
     fit_elliptical,
     fit_z,
@@ -33,6 +34,7 @@ __all__ = [
     "ASTIG_COLUMNS",
     "AstigmaticFitLocalizer",
     "elliptical_model",
+    "astigmatic_model",
     "fit_elliptical",
     "fit_z",
     "FIT_COLUMNS",

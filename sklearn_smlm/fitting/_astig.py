@@ -33,10 +33,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_frames, check_positive
 from ._detect import detect_candidates
+from ._gauss import crlb
 from ._localizer import _box_members
 
 __all__ = [
     "AstigmaticFitLocalizer",
+    "astigmatic_model",
     "ASTIG_COLUMNS",
     "elliptical_model",
     "fit_elliptical",
@@ -167,6 +169,61 @@ def elliptical_model(params, size, jacobian=False):
     """
     p = np.asarray(params, dtype=np.float64)
     mu, jac_t = _elliptical(*p.T, size, jacobian)
+    return (mu, jac_t.transpose(0, 2, 1)) if jacobian else mu
+
+
+def astigmatic_model(params, size, widths, *, pixel_size_nm, jacobian=False):
+    """Return the expected counts of astigmatic spots at depths ``z`` in boxes.
+
+    The model :func:`fit_z` fits: an elliptical integrated Gaussian whose two
+    widths come from the calibration at each spot's depth.
+
+    Parameters
+    ----------
+    params : ndarray of shape (n, 5)
+        ``[x, y, N, bg, z]``: position in pixels, ``N`` the counts of the
+        spot, ``bg`` per pixel, ``z`` in nm (the layout of :func:`fit_z`).
+    size : int
+        Box side in pixels.
+    widths : callable
+        ``widths(z_nm) -> (sigma_x_nm, sigma_y_nm, dsigma_x_dz, dsigma_y_dz)``,
+        e.g. :meth:`AstigmaticCalibration.widths
+        <sklearn_smlm.calibration.AstigmaticCalibration.widths>` with
+        ``derivative=True``.
+    pixel_size_nm : float
+    jacobian : bool, default=False
+        Also return the derivatives, shape (n, size * size, 5), the layout
+        :func:`~sklearn_smlm.fitting.crlb` takes: ``crlb(mu, jac)[:, 4]`` is
+        the variance bound of ``z`` (nm^2) of each spot with these values.
+
+    Returns
+    -------
+    mu : ndarray of shape (n, size, size)
+    jac : ndarray of shape (n, size * size, 5)
+        Only with ``jacobian``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_smlm.calibration import AstigmaticCalibration
+    >>> from sklearn_smlm.fitting import crlb
+    >>> cal = AstigmaticCalibration.from_parameters(
+    ...     x=dict(sigma0_nm=110.0, focus_nm=-250.0, depth_nm=450.0),
+    ...     y=dict(sigma0_nm=110.0, focus_nm=250.0, depth_nm=450.0),
+    ...     z_range_nm=(-750.0, 750.0))
+    >>> p = np.array([[5.0, 5.0, 2000.0, 20.0, 0.0]])
+    >>> mu, jac = astigmatic_model(p, 11, lambda z: cal.widths(z, derivative=True),
+    ...                            pixel_size_nm=100.0, jacobian=True)
+    >>> bound_z_nm = float(np.sqrt(crlb(mu, jac)[0, 4]))
+    >>> 10 < bound_z_nm < 40
+    True
+    """
+    p = np.asarray(params, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 5:
+        raise ValueError(f"params must have shape (n, 5), got {p.shape}.")
+    px = float(check_positive(pixel_size_nm, "pixel_size_nm"))
+    model = _ZModel(widths, px, (-np.inf, np.inf))
+    mu, jac_t = model(p, int(size), jacobian)
     return (mu, jac_t.transpose(0, 2, 1)) if jacobian else mu
 
 
@@ -338,19 +395,8 @@ def _deviance(data, mu):
 
 
 def _crlb(mu, jac_t, excess_noise):
-    """Diagonal of the inverse Poisson Fisher matrix (inf where singular)."""
-    n = len(mu)
-    w = 1.0 / mu.reshape(n, -1)
-    fisher = np.matmul(jac_t * w[:, None, :], jac_t.transpose(0, 2, 1))
-    var = np.full(fisher.shape[:2], np.inf)
-    ok = np.isfinite(fisher).all(axis=(1, 2))
-    if ok.any():
-        eig = np.abs(np.linalg.eigvalsh(fisher[ok]))
-        tol = eig.max(axis=1) * fisher.shape[1] * np.finfo(fisher.dtype).eps
-        ok[ok] = (eig > tol[:, None]).all(axis=1)
-    if ok.any():
-        var[ok] = np.einsum("nii->ni", np.linalg.inv(fisher[ok]))
-    return var * excess_noise
+    """:func:`~sklearn_smlm.fitting.crlb` of parameter-major derivatives."""
+    return crlb(mu, jac_t.transpose(0, 2, 1), excess_noise)
 
 
 def fit_elliptical(data, init, *, max_iter=50, tol_px=1e-4, excess_noise=1.0):
