@@ -232,8 +232,13 @@ def run_picasso_3d(python, frames, calibration, camera, *, configs, threads, fil
     return reply["version"], runs
 
 
-def picasso_rows(name, X, truth, fov, args):
-    """Picasso 3D rows of one set (tuned on the first third of its frames)."""
+def picasso_tuned(name, X, truth, args, **matching):
+    """Picasso 3D on a set at its best grid setting: ``(version, run)``.
+
+    ``run`` is ``(box, min_net_gradient, seconds, table)``, the setting with
+    the best Jaccard index (``matching`` as in :func:`localization_metrics`)
+    on the first third of the frames. Raises RuntimeError when Picasso fails.
+    """
     from sklearn_smlm.metrics import localization_metrics
     from sklearn_smlm.simulation import PRESETS
 
@@ -246,31 +251,38 @@ def picasso_rows(name, X, truth, fov, args):
         pixel_size_nm=p["pixel_size_nm"],
     )
     configs = PICASSO_GRID[:2] if args.smoke else PICASSO_GRID
+    version, runs = run_picasso_3d(
+        args.picasso_python,
+        X,
+        preset_calibration(name),
+        camera,
+        configs=configs,
+        threads=args.threads,
+    )
+    n_tune = max(len(X) // 3, 1)
+    tune = truth[truth["frame"] < n_tune]
+
+    def jaccard(run):
+        table = run[3]
+        return localization_metrics(tune, table[table["frame"] < n_tune], **matching)[
+            "jaccard"
+        ]
+
+    return version, max(runs, key=jaccard)
+
+
+def picasso_rows(name, X, truth, fov, args):
+    """Picasso 3D rows of one set (tuned on the first third of its frames)."""
+    from sklearn_smlm.metrics import localization_metrics
+
+    matching = dict(border_nm=BORDER_NM, field_of_view_nm=fov, **RULES)
     try:
-        version, runs = run_picasso_3d(
-            args.picasso_python,
-            X,
-            preset_calibration(name),
-            camera,
-            configs=configs,
-            threads=args.threads,
+        version, (box, g, seconds, table) = picasso_tuned(
+            name, X, truth, args, **matching
         )
     except RuntimeError as exc:
         return [{"set": name, "method": "Picasso 3D", "jaccard": str(exc)}]
-    n_tune = max(len(X) // 3, 1)
-    tune_truth = truth[truth["frame"] < n_tune]
-
-    def metrics(t, table):
-        return localization_metrics(
-            t, table, border_nm=BORDER_NM, field_of_view_nm=fov, **RULES
-        )
-
-    best = max(
-        runs,
-        key=lambda r: metrics(tune_truth, r[3][r[3]["frame"] < n_tune])["jaccard"],
-    )
-    box, g, seconds, table = best
-    m = metrics(truth, table)
+    m = localization_metrics(truth, table, **matching)
     row = {
         "set": name,
         "method": f"Picasso {version} 3D (gausslq + zfit, box {box}, min net "
@@ -288,40 +300,13 @@ def picasso_precision_setting(name, X, truth, args):
     Box and minimum net gradient of the best Jaccard index (3D matching) on
     the first third of the frames.
     """
-    from sklearn_smlm.metrics import localization_metrics
-    from sklearn_smlm.simulation import PRESETS
-
     if not args.picasso_python:
         return []
-    p = PRESETS[name]
-    camera = C.picasso_camera(
-        baseline_adu=p["baseline_adu"],
-        e_per_adu=p["e_per_adu"],
-        em_gain=p["em_gain"],
-        qe=p["quantum_efficiency"],
-        pixel_size_nm=p["pixel_size_nm"],
-    )
-    configs = PICASSO_GRID[:2] if args.smoke else PICASSO_GRID
     try:
-        version, runs = run_picasso_3d(
-            args.picasso_python,
-            X,
-            preset_calibration(name),
-            camera,
-            configs=configs,
-            threads=args.threads,
-        )
+        version, (box, g, _, table) = picasso_tuned(name, X, truth, args, **RULES)
     except RuntimeError as exc:
         C.log("  Picasso:", exc)
         return []
-    n_tune = max(len(X) // 3, 1)
-    tune = truth[truth["frame"] < n_tune]
-    box, g, _, table = max(
-        runs,
-        key=lambda r: localization_metrics(tune, r[3][r[3]["frame"] < n_tune], **RULES)[
-            "jaccard"
-        ],
-    )
     return [(f"Picasso {version} 3D (box {box}, min net gradient {g:g})", table)]
 
 
