@@ -283,15 +283,8 @@ def picasso_rows(name, X, truth, fov, args):
     except RuntimeError as exc:
         return [{"set": name, "method": "Picasso 3D", "jaccard": str(exc)}]
     m = localization_metrics(truth, table, **matching)
-    row = {
-        "set": name,
-        "method": f"Picasso {version} 3D (gausslq + zfit, box {box}, min net "
-        f"gradient {g:g})",
-        "emitters/frame": C.fmt(len(truth) / len(X), 1),
-    }
-    row.update(metric_columns(m, len(X) / seconds))
-    C.log("  ", row)
-    return [row]
+    method = f"Picasso {version} 3D (gausslq + zfit, box {box}, min net gradient {g:g})"
+    return [result_row(name, method, X, truth, m, seconds)]
 
 
 def picasso_precision_setting(name, X, truth, args):
@@ -310,8 +303,12 @@ def picasso_precision_setting(name, X, truth, args):
     return [(f"Picasso {version} 3D (box {box}, min net gradient {g:g})", table)]
 
 
-def metric_columns(m, frames_per_s):
-    return {
+def result_row(name, method, X, truth, m, seconds):
+    """One row of the presets table (also logged): set, method, metrics."""
+    row = {
+        "set": name,
+        "method": method,
+        "emitters/frame": C.fmt(len(truth) / len(X), 1),
         "jaccard": C.fmt(m["jaccard"]),
         "recall": C.fmt(m["recall"]),
         "precision": C.fmt(m["precision"]),
@@ -319,8 +316,10 @@ def metric_columns(m, frames_per_s):
         "rmse_z_nm": C.fmt(m["rmse_z_nm"], 1),
         "efficiency_lateral": C.fmt(m["efficiency"], 1),
         "efficiency_axial": C.fmt(m["efficiency_axial"], 1),
-        "frames_per_s": C.fmt(frames_per_s, 1),
+        "frames_per_s": C.fmt(len(X) / seconds, 1),
     }
+    C.log("  ", row)
+    return row
 
 
 def section_presets(args, conditions):
@@ -351,22 +350,8 @@ def section_presets(args, conditions):
                 field_of_view_nm=fov,
                 **RULES,
             )
-            rows.append(
-                {
-                    "set": name,
-                    "method": f"AstigmaticFitLocalizer, {label}",
-                    "emitters/frame": C.fmt(len(truth) / len(X), 1),
-                    "jaccard": C.fmt(m["jaccard"]),
-                    "recall": C.fmt(m["recall"]),
-                    "precision": C.fmt(m["precision"]),
-                    "rmse_lateral_nm": C.fmt(m["rmse_nm"], 1),
-                    "rmse_z_nm": C.fmt(m["rmse_z_nm"], 1),
-                    "efficiency_lateral": C.fmt(m["efficiency"], 1),
-                    "efficiency_axial": C.fmt(m["efficiency_axial"], 1),
-                    "frames_per_s": C.fmt(len(X) / seconds, 1),
-                }
-            )
-            C.log("  ", rows[-1])
+            method = f"AstigmaticFitLocalizer, {label}"
+            rows.append(result_row(name, method, X, truth, m, seconds))
         rows += cnn_rows(name, X, truth, fov)
         rows += picasso_rows(name, X, truth, fov, args)
     table = pd.DataFrame(rows)
@@ -572,15 +557,11 @@ def cnn_rows(name, X, truth, fov):
     m = localization_metrics(
         truth, table, border_nm=BORDER_NM, field_of_view_nm=fov, **RULES
     )
-    row = {
-        "set": name,
-        "method": f"CNN 3D (pretrained {CNN_MODEL!r}, threshold "
-        f"{loc.threshold:g}, {torch.get_num_threads()} torch threads)",
-        "emitters/frame": C.fmt(len(truth) / len(X), 1),
-    }
-    row.update(metric_columns(m, len(X) / seconds))
-    C.log("  ", row)
-    return [row]
+    method = (
+        f"CNN 3D (pretrained {CNN_MODEL!r}, threshold {loc.threshold:g}, "
+        f"{torch.get_num_threads()} torch threads)"
+    )
+    return [result_row(name, method, X, truth, m, seconds)]
 
 
 def section_cnn(args, conditions):
