@@ -119,6 +119,8 @@ class SubPixelMaps:
             return find_peaks(
                 np.asarray(self), threshold, min_distance=min_distance, refine=refine
             )
+        if min_distance > r:  # windows need the neighbour cells only
+            return self._dense_peaks(threshold, min_distance, refine)
         flat = channels.reshape(-1)
         # a bound a little below threshold / scale keeps every channel whose
         # scaled value passes; the exact test follows on those few
@@ -126,9 +128,7 @@ class SubPixelMaps:
         bound -= abs(bound) * 1e-5 + 1e-30
         above = np.flatnonzero(flat > np.float32(bound))
         if len(above) > _MAX_WINDOW_FRACTION * flat.size:  # surely dense
-            return find_peaks(
-                np.asarray(self), threshold, min_distance=min_distance, refine=refine
-            )
+            return self._dense_peaks(threshold, min_distance, refine)
         above = above[flat[above] * scale > threshold]
         cells = above // r2
         if len(cells):
@@ -136,10 +136,8 @@ class SubPixelMaps:
             new[0] = True
             np.not_equal(cells[1:], cells[:-1], out=new[1:])
             cells = cells[new]
-        if min_distance > r or len(cells) > _MAX_WINDOW_FRACTION * n * h * w:
-            return find_peaks(
-                np.asarray(self), threshold, min_distance=min_distance, refine=refine
-            )
+        if len(cells) > _MAX_WINDOW_FRACTION * n * h * w:
+            return self._dense_peaks(threshold, min_distance, refine)
         frame, rest = np.divmod(cells, h * w)
         ci, cj = np.divmod(rest, w)
         # each candidate cell's r x r map pixels and a margin of m map pixels
@@ -192,13 +190,79 @@ class SubPixelMaps:
         cols = np.clip(col[:, None] + _DX.astype(np.intp), 0, w * r - 1)
         rows += win_row[:, None] - row[:, None]
         cols += win_col[:, None] - col[:, None]
-        patches = np.log1p(np.maximum(windows[win[:, None], rows, cols], 0.0))
-        patches = patches.astype(np.float64)
-        if refine == "quadratic":
-            dy, dx, height_log = _refine_quadratic(patches)
-        else:
-            dy, dx, height_log, ok = _refine_cone(patches)
-            if refine == "auto" and not ok.all():
-                qy, qx, qh = _refine_quadratic(patches[~ok])
-                dy[~ok], dx[~ok], height_log[~ok] = qy, qx, qh
-        return frame, row + dy, col + dx, np.expm1(height_log)
+        return _refined(frame, row, col, windows[win[:, None], rows, cols], refine)
+
+    def _dense_peaks(self, threshold, min_distance, refine):
+        """:meth:`peaks` on the assembled map, tested only where it is high.
+
+        For dense frames, where windows cost more than the whole map. The map
+        is assembled once into a buffer with a border of ``min_distance``
+        pixels of -inf (the maximum filter's cut window). Only the pixels above
+        the threshold are compared with their neighbours: a pixel is a peak
+        when it is greater than every neighbour that precedes it in raster
+        order and not less than the others, which is ``find_peaks``'s "equal to
+        the neighbourhood's maximum, first of a plateau", so the detections,
+        their order and their values are those of ``find_peaks``.
+        """
+        channels, r, scale = self.channels, self.upscaling, self.scale
+        n, h, w, _ = channels.shape
+        m = min_distance
+        height, width = h * r, w * r
+        padded = np.empty((n, height + 2 * m, width + 2 * m), dtype=np.float32)
+        padded[:, :m] = -np.inf
+        padded[:, height + m :] = -np.inf
+        padded[:, :, :m] = -np.inf
+        padded[:, :, width + m :] = -np.inf
+        inner = padded[:, m : height + m, m : width + m].reshape(n, h, r, w, r)
+        # the pixel shuffle and the scaling of np.asarray(self), in one pass
+        blocks = channels.reshape(n, h, w, r, r).transpose(0, 1, 3, 2, 4)
+        np.multiply(blocks, scale, out=inner)
+        flat = padded.reshape(-1)
+        # above the threshold (compared as find_peaks compares) and a maximum
+        # along its row first: streaming passes over the buffer, which leave
+        # a few percent of the pixels (the borders are -inf, so the first and
+        # last pixel of a row never compare with the next row's)
+        centre = flat[1:-1]
+        candidate = centre > threshold
+        candidate &= centre > flat[:-2]
+        candidate &= centre >= flat[2:]
+        index = np.flatnonzero(candidate) + 1
+        value = flat[index]
+        stride = width + 2 * m
+        for dy in range(-m, m + 1):
+            for dx in range(-m, m + 1):
+                if dy == 0 and abs(dx) <= 1:
+                    continue
+                neighbour = flat[index + (dy * stride + dx)]
+                # raster order: rows above, then the left part of the row
+                keep = value > neighbour if (dy, dx) < (0, 0) else value >= neighbour
+                index, value = index[keep], value[keep]
+        frame, pixel = np.divmod(index, (height + 2 * m) * stride)
+        row, col = np.divmod(pixel, stride)
+        row -= m
+        col -= m
+        frame = frame.astype(np.int64)
+        if refine is None or not len(frame):
+            return (
+                frame,
+                row.astype(np.float64),
+                col.astype(np.float64),
+                (value.astype(np.float64)),
+            )
+        rows = np.clip(row[:, None] + _DY.astype(np.intp), 0, height - 1) + m
+        cols = np.clip(col[:, None] + _DX.astype(np.intp), 0, width - 1) + m
+        return _refined(frame, row, col, padded[frame[:, None], rows, cols], refine)
+
+
+def _refined(frame, row, col, values, refine):
+    """``find_peaks``'s refinement of peaks from their (n, 9) 3x3 map values."""
+    patches = np.log1p(np.maximum(values, 0.0))
+    patches = patches.astype(np.float64)
+    if refine == "quadratic":
+        dy, dx, height_log = _refine_quadratic(patches)
+    else:
+        dy, dx, height_log, ok = _refine_cone(patches)
+        if refine == "auto" and not ok.all():
+            qy, qx, qh = _refine_quadratic(patches[~ok])
+            dy[~ok], dx[~ok], height_log[~ok] = qy, qx, qh
+    return frame, row + dy, col + dx, np.expm1(height_log)

@@ -68,19 +68,47 @@ def test_windowed_peaks_equal_full_map_peaks(
     assert found > 0
 
 
-def test_dense_maps_and_large_min_distance_take_the_full_map(monkeypatch):
+@pytest.mark.parametrize("n_peaks", [1, 4, 40])
+@pytest.mark.parametrize("min_distance", [1, 2, 3, 4])
+@pytest.mark.parametrize("refine", ["auto", "cone", "quadratic", None])
+def test_dense_path_peaks_equal_full_map_peaks(
+    n_peaks, min_distance, refine, monkeypatch
+):
+    monkeypatch.setattr(_subpixel_maps, "_MAX_WINDOW_FRACTION", 0.0)  # dense
+    rng = np.random.default_rng(n_peaks * 10 + min_distance)
+    channels, maps = _random_channels(rng, 3, 12, 10, 3, n_peaks)
+    sub = SubPixelMaps(channels, 3, 1.0)
+    found = 0
+    for threshold in (100.0, 500.0, 990.0, 2000.0, 504.0001, -5.0):
+        found += _assert_same_peaks(
+            sub, threshold, min_distance=min_distance, refine=refine
+        )
+    assert found > 0
+
+
+def test_scaled_channels_dense_path_compares_in_float32(monkeypatch):
+    # a threshold between two float32 values of the scaled map, and one that
+    # float32 rounds onto a map value: the comparison is find_peaks's
+    monkeypatch.setattr(_subpixel_maps, "_MAX_WINDOW_FRACTION", 0.0)
+    rng = np.random.default_rng(5)
+    channels = rng.uniform(0, 1, (2, 6, 7, 9)).astype(np.float32)
+    sub = SubPixelMaps(channels, 3, 1096.6331584284585)
+    values = np.sort(np.asarray(sub).ravel())
+    for threshold in (float(values[-40]), float(values[-40]) + 1e-9, 700.0):
+        assert _assert_same_peaks(sub, threshold) > 0
+
+
+def test_dense_maps_and_large_min_distance_skip_the_windows(monkeypatch):
     rng = np.random.default_rng(1)
     channels, _ = _random_channels(rng, 2, 8, 8, 3, 30)
     calls = []
-    import sklearn_smlm.peaks as peaks_module  # peaks() imports find_peaks from it
+    original = SubPixelMaps._dense_peaks
 
-    original = peaks_module.find_peaks
+    def spy(self, threshold, min_distance, refine):
+        calls.append(min_distance)
+        return original(self, threshold, min_distance, refine)
 
-    def spy(*args, **kwargs):
-        calls.append(kwargs.get("min_distance"))
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(peaks_module, "find_peaks", spy)
+    monkeypatch.setattr(SubPixelMaps, "_dense_peaks", spy)
     sub = SubPixelMaps(channels, 3, 1.0)
     sub.peaks(500.0, min_distance=4)  # neighbourhood wider than one cell
     assert calls == [4]
