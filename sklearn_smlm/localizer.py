@@ -74,9 +74,11 @@ def _check_params(est):
             "upsampling must be 'subpixel', 'folded' or 'multistage', got "
             f"{est.upsampling!r}."
         )
-    if est.precision not in ("auto", "fp32", "bf16"):
+    from .nn import PRECISIONS
+
+    if est.precision not in PRECISIONS:
         raise ValueError(
-            f"precision must be 'auto', 'fp32' or 'bf16', got {est.precision!r}."
+            f"precision must be one of {PRECISIONS}, got {est.precision!r}."
         )
     if est.z_range_nm is not None:
         check_z_range(est.z_range_nm, est.upsampling)
@@ -137,10 +139,17 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
     augment : bool, default=True
         Apply a random one of the 8 flips/rotations to every training frame
         and its target at each epoch.
-    precision : {"auto", "fp32", "bf16"}, default="auto"
-        Arithmetic of the convolutions. ``"auto"`` uses bfloat16 autocast where
-        the hardware supports it natively (AVX-512/AMX CPUs, recent GPUs); the
-        output layer and the maps always stay in float32.
+    precision : {"auto", "fp32", "bf16", "bf16-map", "int8"}, default="auto"
+        Arithmetic of the convolutions. ``"auto"`` uses bfloat16 autocast
+        (``"bf16"``) where the hardware supports it natively (AVX-512/AMX CPUs,
+        recent GPUs), else ``"fp32"``; the output layer and the maps stay in
+        float32. Two faster prediction settings change the maps, so they are
+        opt-in (their Jaccard index on the model matrix:
+        ``benchmarks/results/precision.md``): ``"bf16-map"``, the output layer
+        in bfloat16 too, and ``"int8"``, the feature layers quantized to int8
+        (oneDNN, CPU, folded 2D networks; ranges calibrated on simulated
+        frames), the output layer in float32. Training runs ``"bf16-map"`` as
+        ``"bf16"`` and ``"int8"`` as ``"fp32"``.
     device : str, default="auto"
         Torch device; ``"auto"`` picks CUDA when present, else the CPU.
     random_state : int, RandomState instance or None, default=None
@@ -162,7 +171,7 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
     device_ : str
         The device used.
     precision_ : str
-        ``"bf16"`` or ``"fp32"``, as resolved from ``precision``.
+        ``precision``, with ``"auto"`` resolved to ``"bf16"`` or ``"fp32"``.
     """
 
     def __init__(
@@ -482,7 +491,9 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
         device = self.device_
         folded = getattr(module, "upsampling", None) == "folded"
         depth = hasattr(module, "z_head")
-        with torch.inference_mode(), autocast(device, self.precision_):
+        precision = self.precision_
+        int8 = self._int8_features(frames) if precision == "int8" else None
+        with torch.inference_mode(), autocast(device, precision), _int8_context(int8):
             for start in range(0, len(frames), batch_size):
                 x = torch.from_numpy(
                     np.ascontiguousarray(frames[start : start + batch_size])
@@ -498,12 +509,49 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
                     continue
                 if folded:
                     # (n, r^2, H, W) channels-last is (n, H, W, r^2) in memory
-                    channels = module.subpixel_channels(x).float().permute(0, 2, 3, 1)
+                    channels = module.subpixel_channels(
+                        x, fp32_head=precision != "bf16-map", features=int8
+                    )
+                    channels = channels.float().permute(0, 2, 3, 1)
                     channels = channels.contiguous().cpu().numpy()
                     yield SubPixelMaps(channels, self.upscaling, self.peak_value)
                     continue
                 maps = module(x)[:, 0].float() * self.peak_value
                 yield maps.cpu().numpy()
+
+    def _int8_features(self, frames):
+        """Return the int8 copy of the feature layers (``precision="int8"``).
+
+        Cached. Calibrated on ``int8_calibration_`` (normalized frames the localizer
+        sets: simulated frames of fixed seeds), else on the first frames
+        predicted. Rebuilt when the weights change.
+        """
+        import torch
+
+        from .nn import quantize_features
+
+        module = self.module_
+        if getattr(module, "upsampling", None) != "folded" or hasattr(module, "z_head"):
+            raise ValueError(
+                "precision='int8' needs a folded 2D network (upsampling='folded', "
+                "no z_range_nm); use precision='bf16'."
+            )
+        if str(self.device_) != "cpu":
+            raise ValueError(
+                f"precision='int8' runs on the CPU only, not on {self.device_!r}; "
+                "use precision='bf16'."
+            )
+        key = (id(module), sum(p._version for p in module.parameters()))
+        cached = self.__dict__.get("_int8_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        calibration = getattr(self, "int8_calibration_", None)
+        if calibration is None:
+            calibration = frames[:16]
+        x = torch.from_numpy(np.ascontiguousarray(calibration, dtype=np.float32))
+        features = quantize_features(module.features, x[:, None])
+        self._int8_cache = (key, features)
+        return features
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -514,6 +562,15 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
     # Persistence of the torch state without pickles, see save_model/load_model.
     def _state(self):
         return {k: v.detach().cpu() for k, v in self.module_.state_dict().items()}
+
+
+def _int8_context(features):
+    """Return the quantized engine's context for int8 features, else nothing."""
+    import contextlib
+
+    from .nn import int8_inference
+
+    return contextlib.nullcontext() if features is None else int8_inference()
 
 
 def _channels_last(channels):
@@ -938,7 +995,30 @@ patience, augment, precision, device, random_state, verbose
             batch_size = self.prediction_batch_size(frames.shape[1:])
         if not normalized:
             frames = self._prediction_normalizer().transform(frames)
-        return self.regressor_._iter_maps(frames, batch_size)
+        reg = self.regressor_
+        if reg.precision_ == "int8" and "int8_calibration_" not in reg.__dict__:
+            reg.int8_calibration_ = self._int8_calibration_frames()
+        return reg._iter_maps(frames, batch_size)
+
+    def _int8_calibration_frames(self):
+        """Normalized simulated frames that set ``precision="int8"``'s ranges.
+
+        Fixed seeds, so that int8 predictions do not depend on the frames
+        predicted first: 8 frames of 64 x 64 each at 0.3, 2 and 6 emitters
+        per um^2, at the model's pixel size.
+        """
+        from .simulation import PAFPSimulator
+
+        frames = [
+            PAFPSimulator(
+                frame_shape=(64, 64),
+                pixel_size_nm=self.pixel_size_nm,
+                density_per_um2=density,
+                random_state=seed,
+            ).simulate(8)[0]
+            for seed, density in enumerate((0.3, 2.0, 6.0))
+        ]
+        return self.normalizer_.transform(np.concatenate(frames))
 
     def _prediction_normalizer(self):
         """Return the fitted normalizer, with ``camera`` when one is set."""

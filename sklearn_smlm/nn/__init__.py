@@ -8,15 +8,24 @@ only.
 import importlib
 
 from ._modules import DepthMapLoss, SubPixelCNN, fold_subpixel_head
-from ._precision import autocast, resolve_precision
+from ._precision import (
+    PRECISIONS,
+    autocast,
+    int8_inference,
+    quantize_features,
+    resolve_precision,
+)
 
 __all__ = [
+    "PRECISIONS",
     "DepthMapLoss",
     "MapDataset",
     "MapNet",
     "SubPixelCNN",
     "autocast",
     "fold_subpixel_head",
+    "int8_inference",
+    "quantize_features",
     "resolve_precision",
 ]
 

@@ -136,19 +136,32 @@ class SubPixelCNN(nn.Module):
                 return self.head(x.float())
         return self.head(x)
 
-    def subpixel_channels(self, x):
+    def subpixel_channels(self, x, *, fp32_head=True, features=None):
         """Return the folded head's ``r**2`` channels, before the pixel shuffle.
 
         Only for ``upsampling="folded"``: ``forward(x)`` is the pixel shuffle
         of this ``(n, r**2, H, W)`` float32 output. Peaks can be found on it
         without building the map (``sklearn_smlm._subpixel_maps.SubPixelMaps``).
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, c, H, W)
+            Frames.
+        fp32_head : bool, default=True
+            Under autocast, run the head in float32 all the same (the map's
+            precision); False leaves it to autocast (``precision="bf16-map"``).
+        features : torch.nn.Module, optional
+            Feature layers to use instead of ``self.features`` (an int8 copy,
+            ``precision="int8"``).
         """
         if self.upsampling != "folded":
             raise ValueError(
                 f"subpixel_channels needs the folded head, not {self.upsampling!r}."
             )
-        x = self.upsample(self.features(x))
+        x = self.upsample((self.features if features is None else features)(x))
         conv = self.head[0]
+        if not fp32_head:
+            return conv(x).float()
         if torch.is_autocast_enabled(x.device.type):
             with torch.autocast(x.device.type, enabled=False):
                 return conv(x.float())
