@@ -372,3 +372,25 @@ def test_classical_second_fit_in_a_box_sized_to_the_psf(monkeypatch):
     monkeypatch.setattr(L, "_POLISH_SHIFT_PX", None)
     plain = rmse(clf.predict(frames))
     assert polished < 0.9 * plain
+
+
+def test_fits_that_left_the_frame_are_put_back_on_its_edge():
+    import sklearn_smlm.fitting._localizer as L
+
+    # boxes of 9 px at the frame's left/top edge (r0 = c0 = 0) of a 64x64 frame
+    q = np.array(
+        [
+            [-0.9, 4.0, 800.0, 20.0, 1.1],  # left the frame by 0.4 px: clipped
+            [4.0, -0.7, 800.0, 20.0, 1.1],  # by 0.2 px at the top: clipped
+            [-2.0, 4.0, 800.0, 20.0, 1.1],  # by 1.5 px: too far, still dropped
+            [-0.9, 4.0, 800.0, 20.0, 9.0],  # width out of bounds: dropped
+            [-0.9, 4.0, 800.0, 20.0, 1.1],  # not converged (status 3): kept so
+        ]
+    )
+    res = {"params": q.copy()}
+    st = np.array([4, 4, 4, 4, 3])
+    idx, zero = np.arange(5), np.zeros(5, dtype=np.int64)
+    L._clip_to_frame(res, st, idx, zero, zero, (64, 64), 9, (0.5, 3.0), True, 1.0)
+    np.testing.assert_array_equal(st, [0, 0, 4, 4, 3])
+    np.testing.assert_allclose(res["params"][:2, :2], [[-0.5, 4.0], [4.0, -0.5]])
+    np.testing.assert_array_equal(res["params"][2:], q[2:])

@@ -249,21 +249,23 @@ def _fit_in_chunks(
 
 def _crlb_deviance(data, mu, jac, excess_noise):
     """:func:`crlb` and :func:`poisson_deviance` of every box, in one compiled pass."""
-    from ._kernels import crlb_deviance
+    from ._kernels import crlb_deviance, run_in_threads
 
     n = len(mu)
     npx = mu.shape[1] * mu.shape[2]
     var = np.empty((n, jac.shape[2]))
     dev = np.empty(n)
-    if n:
+    data = np.ascontiguousarray(data, dtype=np.float64).reshape(n, npx)
+    mu = np.ascontiguousarray(mu, dtype=np.float64).reshape(n, npx)
+    jac = np.ascontiguousarray(jac.transpose(0, 2, 1), dtype=np.float64)
+
+    def run(a, b):
         crlb_deviance(
-            np.ascontiguousarray(data, dtype=np.float64).reshape(n, npx),
-            np.ascontiguousarray(mu, dtype=np.float64).reshape(n, npx),
-            np.ascontiguousarray(jac.transpose(0, 2, 1), dtype=np.float64),
-            float(excess_noise),
-            var,
-            dev,
+            data[a:b], mu[a:b], jac[a:b], float(excess_noise), var[a:b], dev[a:b]
         )
+
+    if n:
+        run_in_threads(run, n, 256)
     return var, dev
 
 
@@ -961,6 +963,7 @@ saturation_adu
         max_emitters,
         neighbour_margin_px,
         fit_rows=~crowded,
+        clip_to_frame_px=_CLIP_TO_FRAME_PX,
     )
     if psf_sigma_nm is None:
         _refit_at_frame_edge(
@@ -975,6 +978,7 @@ saturation_adu
             saturation,
             max_emitters,
             neighbour_margin_px,
+            _CLIP_TO_FRAME_PX,
         )
     status = fit["status"]
     status[crowded] = 9
@@ -1060,6 +1064,7 @@ def _fit_detections(
     max_emitters,
     neighbour_margin_px,
     fit_rows=None,
+    clip_to_frame_px=0.0,
 ):
     """Joint Gaussian fits of every detection with its neighbours.
 
@@ -1075,7 +1080,9 @@ def _fit_detections(
     by the excess noise: about 1 for a good fit), ``nearest_px`` (distance to
     the nearest other detection in the joint fit) and ``k`` (emitters fitted).
     Only the rows where ``fit_rows`` is true are fitted (all when None); the
-    others keep their starting values, with status 0.
+    others keep their starting values, with status 0. Fits that left their
+    box through the frame edge by at most ``clip_to_frame_px`` are put back
+    on the edge (see :func:`_clip_to_frame`).
     """
     n_frames, h, w = frames.shape
     px = float(p["pixel_size_nm"])
@@ -1141,6 +1148,10 @@ def _fit_detections(
             else (raw[idx] >= saturation).any(axis=(1, 2))
         )
         st = _status(res, int(k), size, bounds, fit_sigma, saturated)
+        if clip_to_frame_px:
+            _clip_to_frame(
+                res, st, idx, r0, c0, (h, w), size, bounds, fit_sigma, clip_to_frame_px
+            )
         ok = st == 0
         good = idx[ok]
         out["status"][idx] = st
@@ -1164,6 +1175,28 @@ def _fit_detections(
     return out
 
 
+def _clip_to_frame(res, st, idx, r0, c0, shape, size, bounds, fit_sigma, limit_px):
+    """Put fits that left the frame by at most ``limit_px`` back on its edge.
+
+    An emitter cut by the frame edge tells its position across the edge
+    badly; where the fit slid out of the frame (status ``outside_box`` only,
+    width within bounds) its position is clipped to the outermost pixel
+    centre's edge, as the detection says that the emitter is in the frame.
+    ``res["params"]`` and ``st`` are updated in place.
+    """
+    h, w = shape
+    q = res["params"]
+    x, y = q[:, 0] + c0[idx], q[:, 1] + r0[idx]
+    xc, yc = np.clip(x, -0.5, w - 0.5), np.clip(y, -0.5, h - 0.5)
+    beyond = np.maximum(np.abs(x - xc), np.abs(y - yc))
+    xb, yb = xc - c0[idx], yc - r0[idx]
+    inside = (xb >= -0.5) & (xb <= size - 0.5) & (yb >= -0.5) & (yb <= size - 0.5)
+    width_ok = (not fit_sigma) | ((q[:, -1] >= bounds[0]) & (q[:, -1] <= bounds[1]))
+    fix = (st == 4) & (beyond > 0) & (beyond <= limit_px) & inside & width_ok
+    q[fix, 0], q[fix, 1] = xb[fix], yb[fix]
+    st[fix] = 0
+
+
 def _auto_box_size(sigma_px):
     """Odd box side that holds the PSF to 3 sigma on both sides, at least 5."""
     return max(5, 2 * int(np.ceil(3.0 * sigma_px)) + 1)
@@ -1185,6 +1218,9 @@ def _local_density_per_um2(f, cx, cy, pixel_size_nm):
     return counts / (np.pi * (_DENSITY_RADIUS_NM / 1000.0) ** 2)
 
 
+#: refine_localizations: fits that left the frame by at most this (px) are
+#: put back on its edge (:func:`_clip_to_frame`); 0 drops them.
+_CLIP_TO_FRAME_PX = 1.0
 #: Fewest single fits whose median width the split test compares with.
 _SPLIT_MIN_FITS = 20
 #: Detections closer than this to the frame edge (px) get the fixed width.
@@ -1203,6 +1239,7 @@ def _refit_at_frame_edge(
     saturation,
     max_emitters,
     neighbour_margin_px,
+    clip_to_frame_px=0.0,
 ):
     """Fit detections near the frame edge again with the width of the others.
 
@@ -1232,6 +1269,7 @@ def _refit_at_frame_edge(
         max_emitters,
         neighbour_margin_px,
         fit_rows=near,
+        clip_to_frame_px=clip_to_frame_px,
     )
     for key, values in fit.items():
         values[near] = again[key][near]
