@@ -758,7 +758,11 @@ def refine_localizations(
     11.5 nm; a second simulation 12.3 -> 12.1 nm; 1 emitter/um^2 17.1 ->
     16.9 nm); on the thick 2016 set, whose widths vary (interquartile range
     41 % of the median), a fixed width would have been 0.02 nm worse, and
-    the test leaves it free.
+    the test leaves it free. A fit that slid out of the frame (by at most
+    1 px; the detection says the emitter is inside) is put back on the
+    frame's edge instead of keeping the detection: on 300 sparse frames of
+    two other seeds, "outside_box" rows 39 -> 1 and RMSE 11.47 -> 11.36 and
+    11.96 -> 11.89 nm.
 
     The refinement never replaces a position it cannot trust: the detector's
     position is kept, and the reason given in ``fit_status``, where the fit
