@@ -588,3 +588,38 @@ def test_predict_fits_spots_at_the_frame_edge_with_the_width_of_the_others():
     assert at_edge.sum() == 6 and len(table) == 42
     inner = table.loc[~at_edge, "sigma_nm"]
     np.testing.assert_allclose(table.loc[at_edge, "sigma_nm"], np.median(inner))
+
+
+def test_compiled_median_is_numpys_median_on_ties_and_outliers():
+    # the wavelet filter's noise estimate: histogram select, exact
+    from sklearn_smlm.fitting._kernels import _median
+
+    rng = np.random.default_rng(3)
+    buf, hist = np.empty((2, 5000)), np.zeros(256, np.int64)
+    cases = [
+        np.round(rng.normal(size=4096) * 4) / 256,  # many tied values
+        rng.normal(size=4095),
+        np.concatenate([rng.normal(size=999), [1e30]]),  # one far outlier
+        np.full(64, 2.5),
+        rng.poisson(3, 4000).astype(float),
+        np.array([1.0, 3.0]),
+        np.array([7.0]),
+    ]
+    for a in cases:
+        assert _median(a.copy(), buf, hist) == np.median(a)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fits_and_detection_do_not_depend_on_the_numba_threads(threads):
+    numba = pytest.importorskip("numba")
+    mean, _, rng = sparse_frames(n_frames=80, seed=4)
+    frames = 100.0 + rng.poisson(mean)  # 320 spots: enough boxes for two threads
+    loc = GaussianFitLocalizer(pixel_size_nm=PX, baseline_adu=100.0).fit()
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = loc.predict(frames)
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        pd.testing.assert_frame_equal(loc.predict(frames), one, check_exact=True)
+    finally:
+        numba.set_num_threads(before)

@@ -266,7 +266,7 @@ def fit_boxes(
     >>> bool(ok[0]), np.round(p[0], 3).tolist()
     (True, [3.2, 2.9, 2000.0, 5.0, 1.1])
     """
-    from ._kernels import lm_fit  # numba, compiled on first use
+    from ._kernels import lm_fit, run_in_threads  # numba, compiled on first use
 
     data = np.asarray(data, dtype=np.float64)
     n, size = len(data), data.shape[-1]
@@ -297,25 +297,32 @@ def fit_boxes(
     n_iter = np.zeros(n, dtype=np.int64)
     mu = np.empty((n, npx))
     jac = np.empty((n, n_par, npx))  # parameter-major until the return
-    if n:
+    data = np.ascontiguousarray(data.reshape(n, npx))
+
+    def fit(a, b):
         lm_fit(
-            np.ascontiguousarray(data.reshape(n, npx)),
-            init,
+            data[a:b],
+            init[a:b],
             int(k),
             fit_sigma,
-            sigma,
+            sigma[a:b],
             method == "mle",
-            weights,
-            var,
+            weights[a:b],
+            var[a:b],
             int(max_iter),
             float(tol_px),
             float(position_margin_px),
-            params,
-            converged,
-            n_iter,
-            mu,
-            jac,
+            params[a:b],
+            converged[a:b],
+            n_iter[a:b],
+            mu[a:b],
+            jac[a:b],
         )
+
+    if n:
+        # boxes split across numba's threads (see run_in_threads); every box
+        # is fitted alone, so the result does not depend on the threads
+        run_in_threads(fit, n)
     # (n, B * B, n_params), as gaussian_model
     return params, converged, n_iter, mu.reshape(n, size, size), jac.transpose(0, 2, 1)
 

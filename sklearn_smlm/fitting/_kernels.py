@@ -16,7 +16,9 @@ that ``import sklearn_smlm`` stays light.
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -25,6 +27,34 @@ _SQRT_PI = math.sqrt(math.pi)
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 _OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
 _HOLD_BOUNDS = True
+#: Fewest boxes (or frames) per piece of work handed to a thread.
+_MIN_PER_TASK = 64
+
+
+def run_in_threads(call, n, min_per_task=_MIN_PER_TASK):
+    """Run ``call(start, stop)`` over ``range(n)`` in pieces, on numba's threads.
+
+    The kernels release the GIL (``nogil``), so pieces of one batch run in
+    parallel on ``numba.get_num_threads()`` threads (``NUMBA_NUM_THREADS``,
+    or ``numba.set_num_threads`` in the calling thread). Every box or frame
+    is computed by the same code whatever the piece it falls in, so results
+    do not depend on the number of threads. Up to four pieces per thread,
+    taken in turn, even out boxes that need more iterations than others.
+    """
+    threads = min(numba.get_num_threads(), n // max(1, min_per_task))
+    if threads <= 1:
+        call(0, n)
+        return
+    n_tasks = min(4 * threads, max(threads, n // min_per_task))
+    edges = np.linspace(0, n, n_tasks + 1).astype(np.int64)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = [
+            pool.submit(call, int(a), int(b))
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+            if b > a
+        ]
+        for future in futures:
+            future.result()
 
 
 @njit(**_OPTS)
@@ -398,37 +428,74 @@ def crlb_deviance(data, mu, jac, excess_noise, var_out, dev_out):
 
 
 @njit(**_OPTS)
-def _median_inplace(a):
-    """Median of ``a`` (as np.median), reordering ``a``: quickselect, O(n)."""
+def _select(a, k, buf, hist):
+    """Return the ``k``-th smallest value of ``a`` (0-based), exactly.
+
+    Histogram select: the values are counted in ``len(hist)`` bins over
+    their range, the bin that holds rank ``k`` is collected and binned
+    again, until few values (sorted) or one repeated value remain (``a``
+    is not changed). The bin of a value is monotone in the value, so the
+    rank is exact. About 2x faster than a quickselect on camera frames,
+    whose many tied values make its partitions branch badly. ``buf``
+    (2, len(a)) is work space.
+    """
+    src = a
+    m = a.shape[0]
+    side = 0
+    nb = hist.shape[0]
+    while True:
+        if m <= 32:
+            return np.sort(src[:m])[k]
+        lo = src[0]
+        hi = src[0]
+        for i in range(1, m):
+            lo = min(lo, src[i])
+            hi = max(hi, src[i])
+        if lo == hi or not np.isfinite(hi - lo):
+            if lo == hi:
+                return lo
+            return np.sort(src[:m])[k]
+        scale = nb / (hi - lo)
+        hist[:] = 0
+        for i in range(m):
+            hist[min(int((src[i] - lo) * scale), nb - 1)] += 1
+        below = 0
+        sel = nb - 1
+        for b in range(nb):
+            if below + hist[b] > k:
+                sel = b
+                break
+            below += hist[b]
+        k -= below
+        out = buf[side]
+        c = 0
+        for i in range(m):
+            x = src[i]
+            if min(int((x - lo) * scale), nb - 1) == sel:
+                out[c] = x
+                c += 1
+        src = out[:c]
+        m = c
+        side = 1 - side
+
+
+@njit(**_OPTS)
+def _median(a, buf, hist):
+    """Median of ``a`` (as np.median, exactly), by :func:`_select`."""
     n = a.shape[0]
     k = n // 2
-    lo, hi = 0, n - 1
-    while hi > lo:
-        mid = (lo + hi) // 2
-        x, y, z = a[lo], a[mid], a[hi]
-        pivot = max(min(x, y), min(max(x, y), z))
-        i, j = lo, hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                a[i], a[j] = a[j], a[i]
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
-            break
-    upper = a[k]
+    upper = _select(a, k, buf, hist)
     if n % 2:
         return upper
-    lower = a[0]  # a[:k] <= a[k] after the selection: the lower middle is their max
-    for i in range(1, k):
-        lower = max(lower, a[i])
+    # the lower middle value: the largest below ``upper`` unless tied with it
+    less = 0
+    lower = upper
+    for i in range(n):
+        if a[i] < upper:
+            lower = a[i] if less == 0 else max(lower, a[i])
+            less += 1
+    if less < k:
+        lower = upper
     return 0.5 * (lower + upper)
 
 
@@ -453,10 +520,14 @@ def _reflect_table(n, offsets):
 
 
 @njit(**_OPTS)
-def _smooth_rows_cols(src, dst, tmp, taps, rows, cols):
+def _smooth_rows_cols(src, dst, tmp, taps, rows, cols, dil):
     """Correlate with ``taps`` along axis 0, then axis 1 (separable).
 
-    ``rows`` / ``cols``: the reflected index tables of the two axes.
+    ``rows`` / ``cols``: the reflected index tables of the two axes; ``dil``:
+    the spacing of the five taps. Columns whose taps all fall inside the
+    frame are summed with direct offsets (the same terms in the same order
+    as through the table, so the same values, but in a loop the compiler
+    vectorizes).
     """
     h, w = src.shape
     nt = taps.shape[0]
@@ -468,12 +539,26 @@ def _smooth_rows_cols(src, dst, tmp, taps, rows, cols):
             r = rows[t, i]
             for j in range(w):
                 tmp[i, j] += c * src[r, j]
+    c0, c1, c2, c3, c4 = taps[0], taps[1], taps[2], taps[3], taps[4]
+    lo = min(2 * dil, w)
+    hi = max(w - 2 * dil, lo)
     for i in range(h):
-        for j in range(w):
+        row = tmp[i]
+        out = dst[i]
+        for j in range(lo, hi):
             acc = 0.0
-            for t in range(nt):
-                acc += taps[t] * tmp[i, cols[t, j]]
-            dst[i, j] = acc
+            acc += c0 * row[j - 2 * dil]
+            acc += c1 * row[j - dil]
+            acc += c2 * row[j]
+            acc += c3 * row[j + dil]
+            acc += c4 * row[j + 2 * dil]
+            out[j] = acc
+        for j in range(w):
+            if j < lo or j >= hi:
+                acc = 0.0
+                for t in range(nt):
+                    acc += taps[t] * row[cols[t, j]]
+                out[j] = acc
 
 
 @njit(**_OPTS)
@@ -496,12 +581,14 @@ def wavelet_filter(frames, step, image, noise_mad):
     rows2, cols2 = _reflect_table(h, off2), _reflect_table(w, off2)
     n_samples = (h * w + step - 1) // step
     fine = np.empty(n_samples)
+    buf = np.empty((2, n_samples))
+    hist = np.zeros(256, np.int64)
     for f in range(n):
         for i in range(h):
             for j in range(w):
                 src[i, j] = frames[f, i, j]
-        _smooth_rows_cols(src, v1, tmp, taps, rows1, cols1)
-        _smooth_rows_cols(v1, v2, tmp, taps, rows2, cols2)
+        _smooth_rows_cols(src, v1, tmp, taps, rows1, cols1, 1)
+        _smooth_rows_cols(v1, v2, tmp, taps, rows2, cols2, 2)
         for i in range(h):
             for j in range(w):
                 image[f, i, j] = v1[i, j] - v2[i, j]
@@ -510,10 +597,10 @@ def wavelet_filter(frames, step, image, noise_mad):
             i, j = q // w, q % w
             fine[m] = src[i, j] - v1[i, j]
             m += 1
-        med = _median_inplace(fine)
+        med = _median(fine, buf, hist)
         for q in range(n_samples):
             fine[q] = abs(fine[q] - med)
-        noise_mad[f] = _median_inplace(fine)
+        noise_mad[f] = _median(fine, buf, hist)
 
 
 @njit(**_OPTS)
