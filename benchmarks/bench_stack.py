@@ -10,9 +10,10 @@ recorded parts, see ``benchmarks/README.md``).
    simulated sparse frames (``low_density`` preset) page by page to a
    temporary BigTIFF (``--tmp-dir``), never whole in memory.
 2. Localizes it from disk with ``iter_predict(TiffStack(...), chunk_size=256)``
-   in a fresh process (the pretrained ``default`` model, bf16): frames/s, peak
-   RSS (``VmHWM``, which counts the memory-mapped file pages read) and the peak
-   anonymous RSS (the process's own memory, sampled per chunk).
+   in a fresh process (the pretrained ``default`` model, bf16 or
+   ``--precision``): frames/s, peak RSS (``VmHWM``, which counts the
+   memory-mapped file pages read) and the peak anonymous RSS (the process's
+   own memory, sampled per chunk).
 3. Runs Picasso's ``picasso localize FILE -a lq -d 0`` on the same file (its
    file-to-file path; box and minimum net gradient of the best Jaccard index
    on simulated frames of the same preset) with ``NUMBA_NUM_THREADS`` = 1 and
@@ -153,7 +154,7 @@ def section_stack(args, settings, conditions):
                 str(model_path),
                 str(path),
                 "256",
-                "bf16",
+                args.precision,
                 str(Path(__file__).resolve().parent),
             ],
             capture_output=True,
@@ -172,7 +173,8 @@ def section_stack(args, settings, conditions):
                     "measure": what,
                     "value": C.fmt(cnn_fps, 1),
                     "unit": "frames/s",
-                    "note": f"{model_name}, bf16, chunk 256, {res['n_locs']} locs, "
+                    "note": f"{model_name}, precision {args.precision}, chunk 256, "
+                    f"{res['n_locs']} locs, "
                     "fresh process, all cores",
                 },
                 {
@@ -256,6 +258,11 @@ def main(argv=None):
         type=int,
         default=None,
         help="frames of the 256x256 stack (default 20000, 500 with --quick)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="bf16",
+        help="the CNN's precision (default bf16; the opt-in bf16-map or int8)",
     )
     parser.add_argument(
         "--tmp-dir",
