@@ -95,39 +95,51 @@ def _evaluate(
         _axis(p[3 * e], s, size, ax[0, e], ax[1, e], ax[2, e])
         _axis(p[3 * e + 1], s, size, ax[3, e], ax[4, e], ax[5, e])
     bg = p[3 * k]
-    has_var = var.shape[0] > 0
-    cost = 0.0
-    for i in range(size):
-        for j in range(size):
-            q = i * size + j
-            m = bg
-            d_s = 0.0
-            for e in range(k):
-                n_e = p[3 * e + 2]
-                ex = ax[0, e, j]
-                ey = ax[3, e, i]
-                exy = ey * ex
-                m += n_e * exy
-                jac[3 * e, q] = n_e * ey * ax[1, e, j]
-                jac[3 * e + 1, q] = n_e * ax[4, e, i] * ex
-                jac[3 * e + 2, q] = exy
-                d_s += n_e * (ax[5, e, i] * ex + ey * ax[2, e, j])
-            jac[3 * k, q] = 1.0
+    npx = size * size
+    for q in range(npx):
+        mu[q] = bg
+        jac[3 * k, q] = 1.0
+    if fit_sigma:
+        for q in range(npx):
+            jac[3 * k + 1, q] = 0.0
+    # every emitter's terms as outer products of its two axes (rows of
+    # ``jac`` filled in loops over the columns, which vectorize)
+    for e in range(k):
+        n_e = p[3 * e + 2]
+        ex, dex, dsx = ax[0, e], ax[1, e], ax[2, e]
+        ey, dey, dsy = ax[3, e], ax[4, e], ax[5, e]
+        jx, jy, jn = jac[3 * e], jac[3 * e + 1], jac[3 * e + 2]
+        for i in range(size):
+            ey_i = ey[i]
+            a_x = n_e * ey_i
+            a_y = n_e * dey[i]
+            o = i * size
+            for j in range(size):
+                exy = ey_i * ex[j]
+                mu[o + j] += n_e * exy
+                jx[o + j] = a_x * dex[j]
+                jy[o + j] = a_y * ex[j]
+                jn[o + j] = exy
             if fit_sigma:
-                jac[3 * k + 1, q] = d_s
-            mu[q] = m
-            if mle:
-                mm = m + var[q] if has_var else m
-                cost += mm - data[q] * np.log(mm)
-                ww = 1.0 / mm
-                r = 1.0 - data[q] * ww
-            else:
-                r = data[q] - m
-                cost += 0.5 * w[q] * r * r
-                ww = w[q]
-                r = -ww * r
+                js = jac[3 * k + 1]
+                dsy_i = dsy[i]
+                for j in range(size):
+                    js[o + j] += n_e * (dsy_i * ex[j] + ey_i * dsx[j])
+    cost = 0.0
+    if mle:
+        has_var = var.shape[0] > 0
+        for q in range(npx):
+            mm = mu[q] + var[q] if has_var else mu[q]
+            cost += mm - data[q] * np.log(mm)
+            ww = 1.0 / mm
             wr[0, q] = ww
-            wr[1, q] = r
+            wr[1, q] = 1.0 - data[q] * ww
+    else:
+        for q in range(npx):
+            r = data[q] - mu[q]
+            cost += 0.5 * w[q] * r * r
+            wr[0, q] = w[q]
+            wr[1, q] = -w[q] * r
     _normal_equations(jac, wr, grad, hess)
     return cost
 
