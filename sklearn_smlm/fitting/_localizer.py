@@ -376,7 +376,11 @@ class GaussianFitLocalizer(BaseEstimator):
     every candidate is fitted with an integrated 2D Gaussian plus a flat
     background, by maximum likelihood under Poisson noise or by weighted least
     squares (Levenberg-Marquardt, analytic derivatives). Detection filter and
-    fits run in compiled loops (numba), with no Python per spot or iteration.
+    fits run in compiled loops (numba), with no Python per spot or iteration,
+    on ``numba.get_num_threads()`` threads (``NUMBA_NUM_THREADS``, or
+    ``numba.set_num_threads``): the boxes are split between them, and every
+    box is fitted the same way whatever the number of threads, so the table
+    does not depend on it.
 
     Parameters
     ----------
