@@ -214,3 +214,44 @@ def test_bench_stack_smoke_run_writes_results(tmp_path, monkeypatch, tiny_model)
     assert table["measure"].str.contains("peak RSS").any()
     # no --picasso-python: its row says why it is missing
     assert table["note"].str.contains("not run").any()
+
+
+def test_bench_precision_summary_finds_the_largest_drop():
+    bench = _load("bench_precision")
+    rows = []
+    for cell, ref, other in [("a", 0.90, 0.91), ("b", 0.80, 0.79), ("c", 0.70, 0.694)]:
+        rows += [
+            {"model": "m@bf16", "cell": cell, "jaccard": ref, "frames_per_s": 10.0},
+            {"model": "m@int8", "cell": cell, "jaccard": other, "frames_per_s": 13.0},
+        ]
+    rows.append(
+        {"model": "m@int8", "cell": "background/emccd", "jaccard": np.nan,
+         "frames_per_s": 1.0}
+    )  # fmt: skip
+    summary = bench.summary(pd.DataFrame(rows), "m@bf16").set_index("setting")
+    assert summary.loc["m@bf16", "min_dJI"] == 0.0
+    assert summary.loc["m@int8", "min_dJI"] == pytest.approx(-0.01)
+    assert summary.loc["m@int8", "worst_cell"] == "b"
+    assert summary.loc["m@int8", "max_dJI"] == pytest.approx(0.01)
+    assert summary.loc["m@int8", "cells_dropping_over_0.005"] == 2
+    assert summary.loc["m@int8", "median_frames_per_s_64x64"] == 13.0
+
+
+def test_bench_cnn_speed_old_dense_path_is_find_peaks_and_is_undone():
+    from sklearn_smlm._subpixel_maps import SubPixelMaps
+    from sklearn_smlm.peaks import find_peaks
+
+    bench = _load("bench_cnn_speed")
+    rng = np.random.default_rng(0)
+    channels = rng.uniform(0, 1, (2, 5, 6, 9)).astype(np.float32)
+    maps = SubPixelMaps(channels, 3, 1000.0)
+    new = SubPixelMaps._dense_peaks
+    expected = find_peaks(np.asarray(maps), 500.0)
+    with bench.old_dense_path():
+        assert SubPixelMaps._dense_peaks is not new
+        got = maps._dense_peaks(500.0, 1, "auto")
+    assert SubPixelMaps._dense_peaks is new
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(maps._dense_peaks(500.0, 1, "auto"), expected, strict=True):
+        np.testing.assert_array_equal(a, b)
