@@ -766,7 +766,14 @@ def refine_localizations(
     1 px; the detection says the emitter is inside) is put back on the
     frame's edge instead of keeping the detection: on 300 sparse frames of
     two other seeds, "outside_box" rows 39 -> 1 and RMSE 11.47 -> 11.36 and
-    11.96 -> 11.89 nm.
+    11.96 -> 11.89 nm. An emitter just outside the frame (simulated frames
+    have them, as real ones do) puts light into the boxes of detections near
+    the edge and pulls their fits: single fits within 3 px of the edge are
+    fitted again as two emitters, and where the second one lies outside the
+    frame and the fit is much better (``split_min_deviance_drop``) the
+    detection takes the pair's position of its emitter (no row is added).
+    Sparse frames of two other seeds: RMSE 11.36 -> 11.14 and 11.89 ->
+    11.81 nm, Jaccard index unchanged.
 
     The refinement never replaces a position it cannot trust: the detector's
     position is kept, and the reason given in ``fit_status``, where the fit
@@ -1367,7 +1374,8 @@ def _pair_fit(box, sigma_ref, fixed, p, derived):
             p["fit_method"],
             p["max_iter"],
             derived["excess_noise"],
-            variance=box["variance"],
+            _PAIR_MARGIN_PX,
+            box["variance"],
         )
         if best is None:
             best = res
@@ -1415,7 +1423,8 @@ def _polish_fits(frames, f, column, p, derived, saturation):
     final = {key: np.array(column(key), dtype=float) for key in _POLISH_KEYS}
     if _POLISH_SHIFT_PX is None or len(f) == 0:
         return final
-    size = max(int(p["box_size"]), _auto_box_size(float(np.median(final["sigma_px"]))))
+    sigma0_px = (p["psf_sigma_nm"] or p["sigma_init_nm"]) / float(p["pixel_size_nm"])
+    size = max(int(p["box_size"]), _auto_box_size(sigma0_px))
     if size > min(frames.shape[1:]):
         return final
     q = dict(p, box_size=size)
@@ -1427,6 +1436,7 @@ def _polish_fits(frames, f, column, p, derived, saturation):
         _refit_at_frame_edge(*args, fit, everyone, *rest)
     moved = np.hypot(fit["x"] - final["x"], fit["y"] - final["y"])
     good = (fit["status"] == 0) & (moved <= _POLISH_SHIFT_PX)
+    good &= ~np.asarray(column("hold"), bool)
     for key in _POLISH_KEYS:
         final[key][good] = fit[key][good]
     return final
@@ -1439,8 +1449,44 @@ _SPLIT_WIDTH_RATIO = 1.03
 _SPLIT_PHOTON_RATIO = np.inf
 #: Single fits that failed with these status codes are also tried as pairs.
 _SPLIT_RETRY_STATUS = (3, 6)
+#: GaussianFitLocalizer.predict: a single fit that a pair fits better with
+#: the partner outside the frame takes the pair's fit (partner not reported).
+_SPLIT_OFF_FRAME = True
+#: How far (px) the emitters of a two-emitter fit may leave its box.
+_PAIR_MARGIN_PX = 2.0
+#: refine_localizations: single fits closer than this (px) to the frame edge
+#: are tried for a partner outside the frame.
+_SPLIT_EDGE_PX = 3.0
 #: Two-emitter fits also try a symmetric start (see :func:`_pair_fit`).
 _PAIR_SYMMETRIC_START = True
+
+
+def _off_frame_partner(res, r0, c0, shape, size, bounds, fit_sigma, saturated):
+    """Which emitter of each two-emitter fit is the one in the frame.
+
+    Returns the column (0 or 3 of ``res["params"]``) of the emitter inside
+    the frame and its box where the other lies outside the frame, the fit
+    converged, the width is within ``bounds`` and nothing saturated; -1
+    elsewhere.
+    """
+    h, w = shape
+    q, var = res["params"], res["var"]
+
+    def off(c):
+        fx, fy = q[:, c] + c0, q[:, c + 1] + r0
+        return (fx < -0.5) | (fx > w - 0.5) | (fy < -0.5) | (fy > h - 0.5)
+
+    def usable(c):
+        in_box = ((q[:, c : c + 2] >= -0.5) & (q[:, c : c + 2] <= size - 0.5)).all(1)
+        return in_box & (q[:, c + 2] > 1e-2) & np.isfinite(var[:, c : c + 2]).all(1)
+
+    basic = res["converged"] & ~np.asarray(saturated, bool)
+    if fit_sigma:
+        basic &= (q[:, -1] >= bounds[0]) & (q[:, -1] <= bounds[1])
+    col = np.full(len(q), -1)
+    col[basic & off(3) & ~off(0) & usable(0)] = 0
+    col[basic & off(0) & ~off(3) & usable(3)] = 3
+    return col
 
 
 def _split_merged_pairs(
@@ -1479,6 +1525,12 @@ def _split_merged_pairs(
     ]
     if retry is not None:
         idx = np.union1d(idx, np.flatnonzero(retry & (fit["k"] == 1)))
+    h, w = frames.shape[1:]
+    if _SPLIT_OFF_FRAME:  # light of an emitter outside the frame may pull these
+        x, y = fit["x"][single], fit["y"][single]
+        edge = np.minimum.reduce([x + 0.5, y + 0.5, w - 0.5 - x, h - 0.5 - y])
+        base = idx
+        idx = np.union1d(idx, single[edge < _SPLIT_EDGE_PX])
     if not len(idx):
         return empty
     box = _recentred_single_fits(frames, f, fit, idx, p, derived)
@@ -1516,6 +1568,22 @@ def _split_merged_pairs(
     drop = (dev1 - res["deviance"]) / derived["excess_noise"] / scale
     good = (st == 0) & inside & (apart >= 0.7) & (apart <= 2.5) & (fainter >= 0.2)
     good &= (drop > min_deviance_drop) & np.isfinite(var[:, :6]).all(axis=1)
+    if _SPLIT_OFF_FRAME:
+        good &= np.isin(idx, base)  # the edge's own candidates: only the below
+        # the partner outside the frame: the detection takes the pair's fit
+        # of its emitter, the partner is not reported
+        col = _off_frame_partner(res, r0, c0, (h, w), size, bounds, True, saturated)
+        spill = (col >= 0) & (apart >= 0.7) & (drop > min_deviance_drop) & ~good
+        sp, k = idx[spill], np.flatnonzero(spill)
+        c = col[k]
+        fit["x"][sp], fit["y"][sp] = q[k, c] + c0[k], q[k, c + 1] + r0[k]
+        fit["photons_e"][sp], fit["background_e"][sp] = q[k, c + 2], q[k, 6]
+        fit["sigma_px"][sp] = q[k, -1]
+        fit["var_xy_px2"][sp] = 0.5 * (var[k, c] + var[k, c + 1])
+        fit["mortensen_px2"][sp] = mortensen_variance(
+            q[k, -1], q[k, c + 2], q[k, 6], 1.0, derived["excess_noise"]
+        )
+        fit["k"][sp] = 2
     sel, j = idx[good], np.flatnonzero(good)
     if not len(sel):
         return empty
@@ -1618,6 +1686,13 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
     in place for the first emitter; the second ones are returned as arrays
     (``index`` of the detection they came from, ``x``, ``y`` and the
     columns of :func:`_fit_detections`).
+
+    Where the second emitter lies outside the frame (an emitter there spills
+    light into the box), the first takes the pair's fit and no row is added
+    (``fit["hold"]`` marks it, so that :func:`_polish_fits` does not fit it
+    alone again). Sparse frames of two other seeds than diag_precision.py's:
+    RMSE 14.81 -> 14.34 and 13.92 -> 13.27 nm (emitters within 1.5 px of
+    the edge 15.1 -> 13.4 and 17.0 -> 12.9 nm), Jaccard index unchanged.
     """
     size = int(p["box_size"])
     px = float(p["pixel_size_nm"])
@@ -1628,6 +1703,10 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
         {key: np.empty(0) for key in ("sigma_px", "var_xy_px2", "mortensen_px2")}
     )
     empty["index"] = np.empty(0, dtype=np.int64)
+    # fits that need their partner outside the frame: not fitted again alone
+    # (see _polish_fits)
+    fit.setdefault("hold", np.zeros(len(f), bool))
+    empty["hold"] = np.zeros(0, bool)
     if not len(idx):
         return empty
     box = _recentred_single_fits(frames, f, fit, idx, p, derived)
@@ -1660,7 +1739,10 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
     if _PAIR_SYMMETRIC_START:
         sub = {"data": data, "variance": variance, "mu": mu1}
         sub.update(x=x1, y=y1, n=n1, bg=bg1, sigma=s1)
-        res = _pair_fit(sub, np.median(box["sigma"]), fixed, p, derived)
+        # the start's width: the fit's PSF width (or its start), so that the
+        # result does not depend on which frames are fitted together
+        sigma0_px = (p["psf_sigma_nm"] or p["sigma_init_nm"]) / px
+        res = _pair_fit(sub, np.minimum(sigma0_px, s1), fixed, p, derived)
     else:
         # second emitter at the largest 3x3 sum of the residual
         ry, rx = _residual_peak(data, mu1)
@@ -1691,11 +1773,25 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
     drop = (dev1 - res["deviance"]) / derived["excess_noise"]
     ok = (st == 0) & inside & apart & bright & (drop > min_deviance_drop)
     ok &= np.isfinite(res["var"][:, :6]).all(axis=1)
-    sel, j = idx[ok], np.flatnonzero(ok)
+    # a partner outside the frame (its light spills in): the fit of the
+    # emitter in the frame is taken, the partner is not reported
+    spill = np.zeros(len(idx), bool)
+    if _SPLIT_OFF_FRAME:
+        col = _off_frame_partner(
+            res, r0, c0, frames.shape[1:], size, bounds, fit_sigma, saturated
+        )
+        spill = (col >= 0) & apart & (drop > min_deviance_drop) & ~ok
+        # the emitter in the frame first (columns 0-2), as for a split
+        flip = np.flatnonzero(spill & (col == 3))
+        q[flip] = q[flip][:, [3, 4, 5, 0, 1, 2, *range(6, q.shape[1])]]
+        v = res["var"]
+        v[flip] = v[flip][:, [3, 4, 5, 0, 1, 2, *range(6, v.shape[1])]]
+    take = ok | spill
+    sel, j = idx[take], np.flatnonzero(take)
     if not len(sel):
         return empty
-    q, var = q[ok], res["var"][ok]
-    sigma_px = q[:, -1] if fit_sigma else fixed[ok]
+    q, var = q[take], res["var"][take]
+    sigma_px = q[:, -1] if fit_sigma else fixed[take]
     mort = [
         mortensen_variance(sigma_px, q[:, c], q[:, 6], 1.0, derived["excess_noise"])
         for c in (2, 5)
@@ -1706,13 +1802,16 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
     fit["var_xy_px2"][sel] = 0.5 * (var[:, 0] + var[:, 1])
     fit["mortensen_px2"][sel] = mort[0]
     fit["k"][sel] = 2
+    new = ok[take]
+    fit["hold"][sel[~new]] = True
     return {
-        "index": sel,
-        "x": q[:, 3] + c0[j],
-        "y": q[:, 4] + r0[j],
-        "photons_e": q[:, 5],
-        "background_e": q[:, 6],
-        "sigma_px": sigma_px,
-        "var_xy_px2": 0.5 * (var[:, 3] + var[:, 4]),
-        "mortensen_px2": mort[1],
+        "hold": np.zeros(int(new.sum()), bool),
+        "index": sel[new],
+        "x": q[new, 3] + c0[j[new]],
+        "y": q[new, 4] + r0[j[new]],
+        "photons_e": q[new, 5],
+        "background_e": q[new, 6],
+        "sigma_px": sigma_px[new],
+        "var_xy_px2": 0.5 * (var[new, 3] + var[new, 4]),
+        "mortensen_px2": mort[1][new],
     }
