@@ -58,6 +58,10 @@ class SubPixelMaps:
         self.channels = channels
         self.upscaling = upscaling
         self.scale = np.float32(scale)
+        # False: the channels are right only around values above the
+        # prediction threshold (SubPixelCNN.subpixel_channels_above); their
+        # peaks above it are right, the maps are not
+        self.complete = True
 
     @property
     def shape(self):
@@ -76,6 +80,11 @@ class SubPixelMaps:
         return self.channels.shape[0]
 
     def __array__(self, dtype=None, copy=None):
+        if not self.complete:
+            raise ValueError(
+                "these maps were computed only around values above the "
+                "threshold; use predict_maps for whole maps."
+            )
         n, h, w, _ = self.channels.shape
         r = self.upscaling
         maps = self.channels.reshape(n, h, w, r, r).transpose(0, 1, 3, 2, 4)

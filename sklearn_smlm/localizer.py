@@ -472,14 +472,18 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
             list(self._iter_maps(frames, batch_size or self.batch_size))
         )
 
-    def _iter_maps(self, frames, batch_size):
+    def _iter_maps(self, frames, batch_size, *, threshold=None):
         """Yield the maps of ``frames`` batch by batch.
 
         Each batch is a float32 ``(n, r * H, r * W)`` array, or, for the
         folded head, a ``sklearn_smlm._subpixel_maps.SubPixelMaps``
         that holds the head's channels before the pixel shuffle: it is the
         same maps where an array is asked for (``np.asarray``), and its peaks
-        are found without assembling them.
+        are found without assembling them. With a ``threshold`` (prediction)
+        the folded 2D head is computed only around the pixels that may hold
+        a value above it (``SubPixelCNN.subpixel_channels_above``): the peaks
+        above the threshold are the same, bit for bit, but such a batch is
+        not the maps (``SubPixelMaps.complete`` is False).
         """
         import torch
 
@@ -493,6 +497,17 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
         depth = hasattr(module, "z_head")
         precision = self.precision_
         int8 = self._int8_features(frames) if precision == "int8" else None
+        # the head only where a peak may be: positive finite thresholds, the
+        # float32 head (fp32, bf16), peaks found in windows of one cell
+        limit = np.nan if threshold is None else threshold / self.peak_value
+        partial = (
+            folded
+            and not depth
+            and precision in ("fp32", "bf16")
+            and np.isfinite(limit)
+            and limit > 0
+        )
+        skip_bound = 0
         with torch.inference_mode(), autocast(device, precision), _int8_context(int8):
             for start in range(0, len(frames), batch_size):
                 x = torch.from_numpy(
@@ -505,6 +520,18 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
                         _channels_last(channels), self.upscaling, self.peak_value
                     )
                     maps.z_channels = _channels_last(z)
+                    yield maps
+                    continue
+                # dense batches compute the whole head after the bound: after
+                # one, skip the bound for the next 7 (same result either way)
+                skip_bound = skip_bound - 1 if skip_bound else 0
+                if folded and partial and not skip_bound:
+                    channels, complete = module.subpixel_channels_above(x, limit)
+                    skip_bound = 8 if complete else 0
+                    channels = channels.float().permute(0, 2, 3, 1)
+                    channels = channels.contiguous().cpu().numpy()
+                    maps = SubPixelMaps(channels, self.upscaling, self.peak_value)
+                    maps.complete = complete
                     yield maps
                     continue
                 if folded:
@@ -974,7 +1001,9 @@ patience, augment, precision, device, random_state, verbose
         # columns_to_localizations: per-batch DataFrames made the heap grow)
         parts = [
             self._peak_columns(maps, i * batch_size)
-            for i, maps in enumerate(self._iter_maps(frames, batch_size))
+            for i, maps in enumerate(
+                self._iter_maps(frames, batch_size, threshold=self._head_threshold())
+            )
         ]
         table = columns_to_localizations(parts)
         if self.z_range_nm is not None:  # an empty table of a 3D model too
@@ -988,8 +1017,12 @@ patience, augment, precision, device, random_state, verbose
         table["frame"] += frame_offset
         return table
 
-    def _iter_maps(self, frames, batch_size, *, normalized=False):
-        """Yield the maps of checked frames batch by batch, on the current device."""
+    def _iter_maps(self, frames, batch_size, *, normalized=False, threshold=None):
+        """Yield the maps of checked frames batch by batch, on the current device.
+
+        ``threshold``: the batches need only be right around values above it
+        (the regressor's ``_iter_maps``); :meth:`predict_maps` passes none.
+        """
         self._sync_regressor()
         if batch_size is None:
             batch_size = self.prediction_batch_size(frames.shape[1:])
@@ -998,10 +1031,10 @@ patience, augment, precision, device, random_state, verbose
         reg = self.regressor_
         if reg.precision_ == "int8" and "int8_calibration_" not in reg.__dict__:
             reg.int8_calibration_ = self._int8_calibration_frames()
-        return reg._iter_maps(frames, batch_size)
+        return reg._iter_maps(frames, batch_size, threshold=threshold)
 
     def _int8_calibration_frames(self):
-        """Normalized simulated frames that set ``precision="int8"``'s ranges.
+        """Return normalized simulated frames that set ``precision="int8"``'s ranges.
 
         Fixed seeds, so that int8 predictions do not depend on the frames
         predicted first: 8 frames of 64 x 64 each at 0.3, 2 and 6 emitters
@@ -1019,6 +1052,14 @@ patience, augment, precision, device, random_state, verbose
             for seed, density in enumerate((0.3, 2.0, 6.0))
         ]
         return self.normalizer_.transform(np.concatenate(frames))
+
+    def _head_threshold(self):
+        """Return the threshold below which predict's maps need not be computed.
+
+        None (compute them all) where the peak finder's neighbourhood reaches
+        past the neighbour camera pixels (``min_distance > upscaling``).
+        """
+        return self.threshold if self.min_distance <= self.upscaling else None
 
     def _prediction_normalizer(self):
         """Return the fitted normalizer, with ``camera`` when one is set."""

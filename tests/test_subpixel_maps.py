@@ -149,3 +149,54 @@ def test_pretrained_predict_equals_the_full_map_path(frame_shape, density):
     expected = maps_to_localizations(maps, loc.threshold)
     table = loc.predict(X)[list(expected.columns)]  # other columns may follow
     pd.testing.assert_frame_equal(table, expected)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("tile", [1, 4, 8])
+def test_head_above_a_limit_is_the_whole_head_where_it_matters(precision, tile):
+    loc = DistanceTransformLocalizer.pretrained(device="cpu")
+    module = loc.regressor_.module_.eval()
+    X, _ = PAFPSimulator(
+        frame_shape=(45, 38), density_per_um2=0.4, random_state=4
+    ).simulate(3)
+    x = torch.from_numpy(loc.normalizer_.transform(X).astype(np.float32))[:, None]
+    x = x.contiguous(memory_format=torch.channels_last)
+    limit = loc.threshold / loc.regressor_.peak_value
+    with torch.inference_mode(), autocast("cpu", precision):
+        whole = module.subpixel_channels(x)
+        part, complete = module.subpixel_channels_above(x, limit, tile=tile)
+    assert not complete
+    computed = part.abs().sum(1) > 0  # (n, H, W)
+    # every pixel with a channel above the limit, and its neighbours, computed
+    above = whole.amax(1) >= limit
+    assert above.any()
+    near = torch.nn.functional.max_pool2d(above[:, None].float(), 3, 1, 1)[:, 0] > 0
+    assert bool(computed[near].all())
+    # computed values equal the whole head's bit for bit; the others are 0
+    mask = computed[:, None].expand_as(whole)
+    assert torch.equal(part[mask], whole[mask])
+    assert bool((part[~mask] == 0).all())
+    assert computed.float().mean() < 0.9  # something was skipped
+
+
+def test_dense_frames_compute_the_whole_head():
+    loc = DistanceTransformLocalizer.pretrained(device="cpu")
+    module = loc.regressor_.module_.eval()
+    X, _ = PAFPSimulator(
+        frame_shape=(32, 32), density_per_um2=6.0, random_state=5
+    ).simulate(2)
+    x = torch.from_numpy(loc.normalizer_.transform(X).astype(np.float32))[:, None]
+    x = x.contiguous(memory_format=torch.channels_last)
+    limit = loc.threshold / loc.regressor_.peak_value
+    with torch.inference_mode(), autocast("cpu", "bf16"):
+        whole = module.subpixel_channels(x)
+        part, complete = module.subpixel_channels_above(x, limit)
+    assert complete
+    assert torch.equal(part, whole)
+
+
+def test_partial_maps_refuse_to_be_maps():
+    maps = SubPixelMaps(np.zeros((1, 2, 2, 4), np.float32), 2, 1.0)
+    maps.complete = False
+    with pytest.raises(ValueError, match="use predict_maps"):
+        np.asarray(maps)

@@ -167,6 +167,100 @@ class SubPixelCNN(nn.Module):
                 return conv(x.float())
         return conv(x)
 
+    def subpixel_channels_above(self, x, limit, *, tile=4, max_fraction=0.12):
+        """:meth:`subpixel_channels` where a channel may exceed ``limit``, else 0.
+
+        The head is a 3x3 convolution of non-negative (ReLU) features, so a
+        camera pixel's channels are at most ``max_k bias_k + sum_i w+_i f_i``,
+        with ``w+_i`` the largest positive weight of input ``i`` over the
+        channels: one cheap bound per pixel. The head is then computed only
+        on tiles of ``tile`` x ``tile`` pixels that hold a pixel whose bound
+        reaches ``limit`` or a neighbour of one (all tiles in one call, each
+        with its one-pixel margin of features), which gives values identical,
+        bit for bit, to the whole frame's convolution on this CPU (checked by
+        the tests). Elsewhere the channels are 0. Peaks above ``limit`` and
+        everything the peak finder reads around them are therefore those of
+        :meth:`subpixel_channels`; the other values are not.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, c, H, W)
+            Frames (channels-last).
+        limit : float
+            Positive channel value that matters (``threshold / scale``).
+        tile : int, default=4
+            Tile side, in camera pixels.
+        max_fraction : float, default=0.12
+            Above this fraction of pixels whose bound reaches ``limit`` the
+            whole head is computed (dense frames).
+
+        Returns
+        -------
+        channels : torch.Tensor of shape (n, r**2, H, W)
+            float32.
+        complete : bool
+            True where every channel was computed (then it equals
+            :meth:`subpixel_channels`).
+        """
+        import torch.nn.functional as F
+
+        if self.upsampling != "folded":
+            raise ValueError(
+                f"subpixel_channels_above needs the folded head, not "
+                f"{self.upsampling!r}."
+            )
+        raw = self.features(x)
+        conv = self.head[0]
+        with torch.autocast(x.device.type, enabled=False):
+            n, c, h, w = raw.shape
+            positive = conv.weight.float().clamp_min(0).amax(0)  # (c, 3, 3)
+            taps = positive.permute(1, 2, 0).reshape(9, c)
+            # the bound as 9 per-tap sums of the features (in their own
+            # precision, bf16 weights rounded up), shifted and added
+            taps = (taps * (1 + 2**-7)).to(raw.dtype)
+            per_tap = (raw.permute(0, 2, 3, 1).reshape(-1, c) @ taps.T).float()
+            per_tap = F.pad(per_tap.view(n, h, w, 9).permute(0, 3, 1, 2), (1, 1) * 2)
+            bound = per_tap[:, 0, :h, :w].clone()
+            for k in range(1, 9):
+                dy, dx = divmod(k, 3)
+                bound += per_tap[:, k, dy : dy + h, dx : dx + w]
+            # a wide margin for the rounding (bf16 sums: 2**-8 relative);
+            # extra pixels cost time only
+            bound = bound * (1 + 2**-6) + 1e-3 + conv.bias.float().max()
+            wanted = bound >= limit
+            features = raw.float()
+            if not bool(torch.isfinite(bound).all()) or (
+                float(wanted.float().mean()) > max_fraction
+            ):
+                return conv(features), True
+            # the wanted pixels and their neighbours (the peak finder's windows)
+            near = F.max_pool2d(wanted[:, None].float(), 3, 1, 1)[:, 0] > 0
+            th, tw = -(-h // tile), -(-w // tile)
+            grid = F.pad(near, (0, tw * tile - w, 0, th * tile - h))
+            grid = grid.view(n, th, tile, tw, tile).any(4).any(2)
+            frame, ty, tx = torch.nonzero(grid, as_tuple=True)
+            # channels-last (n, H, W, r2) memory, in whole tiles
+            full = features.new_zeros((n, th * tile, tw * tile, conv.out_channels))
+            channels = full[:, :h, :w].permute(0, 3, 1, 2)
+            if not len(frame):
+                return channels, False
+            # zero margins as the convolution's padding, and up to whole tiles
+            padded = F.pad(features, (1, tw * tile - w + 1, 1, th * tile - h + 1))
+            span = torch.arange(tile + 2, device=x.device)
+            rows = (ty * tile)[:, None] + span  # (k, tile + 2)
+            cols = (tx * tile)[:, None] + span
+            crops = padded[
+                frame[:, None, None], :, rows[:, :, None], cols[:, None, :]
+            ]  # (k, tile + 2, tile + 2, c)
+            crops = crops.permute(0, 3, 1, 2).contiguous(
+                memory_format=torch.channels_last
+            )
+            out = F.conv2d(crops, conv.weight, conv.bias)  # (k, r2, tile, tile)
+            full.view(n, th, tile, tw, tile, -1)[frame, ty, :, tx] = out.permute(
+                0, 2, 3, 1
+            )
+            return channels, False
+
     def subpixel_channels_z(self, x):
         """Return the folded head's channels and the depth head's, (n, r**2, H, W).
 
