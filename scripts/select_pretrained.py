@@ -83,33 +83,39 @@ def cell_sets(n_frames, seed):
 def score_cells(loc, sets):
     """Score ``{threshold: {cell: (jaccard, precision)}}`` on the cells.
 
-    ``predict`` runs once at the lowest threshold without the duplicate
-    rule; each threshold then keeps the detections scoring above it (the
+    ``predict`` runs once at the lowest threshold without the detection
+    rules; each threshold then keeps the detections scoring above it (the
     maxima of a map do not depend on the threshold) and applies the model's
-    duplicate rule to them, as ``predict`` at that threshold does.
+    rules (duplicates, frame edge, weak sparse) to them, as ``predict`` at
+    that threshold does.
     """
     import warnings
 
-    from sklearn_smlm._conditions import drop_sparse_duplicates
+    from sklearn_smlm._conditions import decide_detections
 
-    radius = loc.duplicate_radius_nm
+    rules = loc.get_params()
+    rules = {
+        k: rules[k]
+        for k in ("duplicate_radius_nm", "edge_threshold", "sparse_score_fraction")
+    }
     scores = {t: {} for t in CELL_THRESHOLDS}
     for name, (X, y, px) in sets.items():
         loc.set_params(
             threshold=min(CELL_THRESHOLDS),
             pixel_size_nm=float(px),
-            duplicate_radius_nm=None,
+            **dict.fromkeys(rules),
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # out-of-range cells on purpose
             table = loc.predict(X)
-        area_um2 = X.shape[1] * X.shape[2] * (px / 1e3) ** 2
         for t in CELL_THRESHOLDS:
             kept = table[table["score"] > t].reset_index(drop=True)
-            kept = drop_sparse_duplicates(kept, radius, frame_area_um2=area_um2)
+            kept = decide_detections(
+                kept, frame_shape=X.shape[1:3], pixel_size_nm=float(px), **rules
+            )
             m = localization_metrics(y, kept, tolerance_nm=250.0)
             scores[t][name] = (round(m["jaccard"], 4), round(m["precision"], 4))
-    loc.set_params(pixel_size_nm=100.0, duplicate_radius_nm=radius)
+    loc.set_params(pixel_size_nm=100.0, **rules)
     return scores
 
 
@@ -121,6 +127,10 @@ def main_cells(args):
         loc = DistanceTransformLocalizer.load(path, device="cpu")
         if args.duplicate_radius_nm:
             loc.set_params(duplicate_radius_nm=args.duplicate_radius_nm)
+        if args.edge_threshold:
+            loc.set_params(edge_threshold=args.edge_threshold)
+        if args.sparse_score_fraction:
+            loc.set_params(sparse_score_fraction=args.sparse_score_fraction)
         scores = score_cells(loc, sets)
         mean = {t: np.mean([ji for ji, _ in s.values()]) for t, s in scores.items()}
         best = max(CELL_THRESHOLDS, key=lambda t: mean[t])
@@ -143,6 +153,8 @@ def main_cells(args):
                 "n_frames_per_cell": args.n_frames,
                 "seed": args.seed,
                 "duplicate_radius_nm": args.duplicate_radius_nm,
+                "edge_threshold": args.edge_threshold,
+                "sparse_score_fraction": args.sparse_score_fraction,
                 "threshold": threshold,
                 "mean_jaccard_by_threshold": {
                     str(t): round(v, 4) for t, v in mean.items()
@@ -179,6 +191,18 @@ def main(argv=None):
         type=float,
         default=None,
         help="with --cells: set this duplicate_radius_nm on every candidate",
+    )
+    parser.add_argument(
+        "--edge-threshold",
+        type=float,
+        default=None,
+        help="with --cells: set this edge_threshold on every candidate",
+    )
+    parser.add_argument(
+        "--sparse-score-fraction",
+        type=float,
+        default=None,
+        help="with --cells: set this sparse_score_fraction on every candidate",
     )
     args = parser.parse_args(argv)
     if args.cells:

@@ -21,8 +21,8 @@ from ._chunks import check_chunk_size, iter_chunk_tables
 from ._conditions import (
     check_and_warn,
     choose_pretrained,
+    decide_detections,
     drop_noise_frames,
-    drop_sparse_duplicates,
 )
 from ._depth import (
     add_z_column,
@@ -640,6 +640,16 @@ class DistanceTransformLocalizer(BaseEstimator):
         closer than this keep only the higher score: there two true emitters
         that close are rare, and a defocused spot reported twice is the
         commonest false detection. ``None`` keeps every detection.
+    edge_threshold : float, optional
+        Least score of a detection closer than half a pixel to the frame's
+        edge, where emitters just outside the field, whose light spills in,
+        are reported (``threshold`` applies elsewhere). ``None``: no extra
+        test.
+    sparse_score_fraction : float, optional
+        In frames with fewer than 0.5 detections per um^2, drop detections
+        scoring below this fraction of the median score of the call's (or
+        chunk's) detections: noise peaks and partial spots, where true
+        emitters are whole, isolated spots. ``None``: no extra test.
     refiner : GaussianFitLocalizer, optional
         Hybrid mode: every CNN detection is refined by a Gaussian fit on the
         raw pixels (jointly with its neighbours where spots overlap, see
@@ -690,6 +700,8 @@ patience, augment, precision, device, random_state, verbose
         min_distance=1,
         min_frame_snr=None,
         duplicate_radius_nm=None,
+        edge_threshold=None,
+        sparse_score_fraction=None,
         refiner=None,
         camera=None,
         pixel_size_nm=100.0,
@@ -718,6 +730,8 @@ patience, augment, precision, device, random_state, verbose
         self.min_distance = min_distance
         self.min_frame_snr = min_frame_snr
         self.duplicate_radius_nm = duplicate_radius_nm
+        self.edge_threshold = edge_threshold
+        self.sparse_score_fraction = sparse_score_fraction
         self.refiner = refiner
         self.camera = camera
         self.pixel_size_nm = pixel_size_nm
@@ -1009,9 +1023,13 @@ patience, augment, precision, device, random_state, verbose
         if self.z_range_nm is not None:  # an empty table of a 3D model too
             table = with_z_column(table)
         table = drop_noise_frames(frames, table, self.min_frame_snr)
-        area_um2 = frames.shape[1] * frames.shape[2] * (self.pixel_size_nm / 1e3) ** 2
-        table = drop_sparse_duplicates(
-            table, self.duplicate_radius_nm, frame_area_um2=area_um2
+        table = decide_detections(
+            table,
+            frame_shape=frames.shape[1:3],
+            pixel_size_nm=self.pixel_size_nm,
+            duplicate_radius_nm=self.duplicate_radius_nm,
+            edge_threshold=self.edge_threshold,
+            sparse_score_fraction=self.sparse_score_fraction,
         )
         table = self.refine(frames, table)
         table["frame"] += frame_offset
