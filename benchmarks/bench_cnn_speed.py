@@ -6,9 +6,10 @@ method interleaved at each thread count, best of ``--repeats``:
 - Picasso ``localize.localize_frames`` (gausslq) at its best-JI setting on
   the first third of the frames (``bench_fitting.tune_picasso``), numba at 1
   thread / all cores;
-- the CNN ``default`` as it was before (dense frames' peaks found on the
-  assembled map by ``find_peaks``, the code at 5c1c911; the tables are
-  checked to be identical to the current ones);
+- the CNN ``default`` as it was before (the head computed on the whole
+  frame, dense frames' peaks found on the assembled map by ``find_peaks``,
+  as at 5c1c911; the tables are checked to be identical to the current
+  ones);
 - the CNN ``default`` now (``precision="auto"``, bf16 on AVX-512-BF16);
 - the opt-in ``precision="bf16-map"`` and ``"int8"``.
 
@@ -45,7 +46,7 @@ def cnn_variants():
         return loc.set_params(precision=precision)
 
     return {
-        "CNN before (find_peaks on the dense map)": (load("auto"), True),
+        "CNN before (whole head, find_peaks)": (load("auto"), True),
         "CNN default": (load("auto"), False),
         "CNN precision='bf16-map'": (load("bf16-map"), False),
         "CNN precision='int8'": (load("int8"), False),
@@ -53,25 +54,34 @@ def cnn_variants():
 
 
 def old_dense_path():
-    """Context: SubPixelMaps' dense frames go to find_peaks on the whole map."""
+    """Context: the code before: whole head, dense maps' peaks by find_peaks.
+
+    ``predict`` then computes the folded head on the whole frame (no
+    threshold reaches the network) and SubPixelMaps' dense frames go to
+    ``find_peaks`` on the whole map, as at 5c1c911.
+    """
     import contextlib
 
+    from sklearn_smlm import DistanceTransformLocalizer
     from sklearn_smlm._subpixel_maps import SubPixelMaps
     from sklearn_smlm.peaks import find_peaks
 
     @contextlib.contextmanager
     def patched():
         new = SubPixelMaps._dense_peaks
+        new_threshold = DistanceTransformLocalizer._head_threshold
 
         def old(self, threshold, min_distance, refine):
             maps = np.asarray(self)
             return find_peaks(maps, threshold, min_distance=min_distance, refine=refine)
 
         SubPixelMaps._dense_peaks = old
+        DistanceTransformLocalizer._head_threshold = lambda self: None
         try:
             yield
         finally:
             SubPixelMaps._dense_peaks = new
+            DistanceTransformLocalizer._head_threshold = new_threshold
 
     return patched()
 
@@ -134,7 +144,7 @@ def main(argv=None):
                         seconds, cpu, table = run(threads=threads)
                         if label not in best or seconds < best[label][0]:
                             best[label] = (seconds, cpu, table)
-                before = best["CNN before (find_peaks on the dense map)"][2]
+                before = best["CNN before (whole head, find_peaks)"][2]
                 now = best["CNN default"][2]
                 pd.testing.assert_frame_equal(before, now)  # bit for bit
                 picasso = best.get("Picasso localize_frames")

@@ -247,10 +247,16 @@ def test_bench_cnn_speed_old_dense_path_is_find_peaks_and_is_undone():
     maps = SubPixelMaps(channels, 3, 1000.0)
     new = SubPixelMaps._dense_peaks
     expected = find_peaks(np.asarray(maps), 500.0)
+    from sklearn_smlm import DistanceTransformLocalizer
+
+    loc = DistanceTransformLocalizer(threshold=300.0)
+    assert loc._head_threshold() == 300.0  # predict's partial head
     with bench.old_dense_path():
         assert SubPixelMaps._dense_peaks is not new
+        assert loc._head_threshold() is None  # the whole head, as before
         got = maps._dense_peaks(500.0, 1, "auto")
     assert SubPixelMaps._dense_peaks is new
+    assert loc._head_threshold() == 300.0
     for a, b in zip(got, expected, strict=True):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(maps._dense_peaks(500.0, 1, "auto"), expected, strict=True):
