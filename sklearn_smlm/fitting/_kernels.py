@@ -31,6 +31,21 @@ _HOLD_BOUNDS = True
 _MIN_PER_TASK = 64
 
 
+def _numba_threads():
+    """``numba.get_num_threads()``, without starting numba's thread pool.
+
+    Until someone calls ``numba.set_num_threads`` (or runs a parallel
+    kernel), the number is ``NUMBA_NUM_THREADS``; asking numba for it would
+    start its threading layer (an OpenMP pool here, about 50 ms), which
+    these kernels do not use.
+    """
+    from numba.np.ufunc import parallel
+
+    if not getattr(parallel, "_is_initialized", True):
+        return numba.config.NUMBA_NUM_THREADS
+    return numba.get_num_threads()
+
+
 def run_in_threads(call, n, min_per_task=_MIN_PER_TASK):
     """Run ``call(start, stop)`` over ``range(n)`` in pieces, on numba's threads.
 
@@ -41,7 +56,7 @@ def run_in_threads(call, n, min_per_task=_MIN_PER_TASK):
     do not depend on the number of threads. Up to four pieces per thread,
     taken in turn, even out boxes that need more iterations than others.
     """
-    threads = min(numba.get_num_threads(), n // max(1, min_per_task))
+    threads = min(_numba_threads(), n // max(1, min_per_task))
     if threads <= 1:
         call(0, n)
         return
