@@ -252,10 +252,15 @@ class SubPixelCNN(nn.Module):
             crops = padded[
                 frame[:, None, None], :, rows[:, :, None], cols[:, None, :]
             ]  # (k, tile + 2, tile + 2, c)
+            # as many tiles as a power of two (zero tiles added): few distinct
+            # shapes, so the convolution library's cache of kernels per shape
+            # (about 2.5 MB each) stays small over a long stack
+            k = len(frame)
+            crops = F.pad(crops, (0, 0, 0, 0, 0, 0, 0, (1 << (k - 1).bit_length()) - k))
             crops = crops.permute(0, 3, 1, 2).contiguous(
                 memory_format=torch.channels_last
             )
-            out = F.conv2d(crops, conv.weight, conv.bias)  # (k, r2, tile, tile)
+            out = F.conv2d(crops, conv.weight, conv.bias)[:k]  # (k, r2, tile, tile)
             full.view(n, th, tile, tw, tile, -1)[frame, ty, :, tx] = out.permute(
                 0, 2, 3, 1
             )
