@@ -369,9 +369,18 @@ def test_classical_second_fit_in_a_box_sized_to_the_psf(monkeypatch):
         return float(np.sqrt((pairs["distance_nm"] ** 2).mean()))
 
     polished = rmse(clf.predict(frames))
+    fast = clf.set_params(refit_neighbours=False).predict(frames)
     monkeypatch.setattr(L, "_POLISH_SHIFT_PX", None)
-    plain = rmse(clf.predict(frames))
-    assert polished < 0.9 * plain
+    monkeypatch.setattr(L, "_PAIR_SYMMETRIC_START", False)
+    plain = clf.set_params(refit_neighbours=True).predict(frames)
+    assert polished < 0.9 * rmse(plain)
+    # refit_neighbours=False is exactly the pipeline without both extra fits
+    pd.testing.assert_frame_equal(fast, plain)
+
+
+def test_refit_neighbours_must_be_a_bool():
+    with pytest.raises(TypeError, match="refit_neighbours must be True or False"):
+        GaussianFitLocalizer(refit_neighbours="no").fit()
 
 
 def test_fits_that_left_the_frame_are_put_back_on_its_edge():

@@ -428,6 +428,18 @@ class GaussianFitLocalizer(BaseEstimator):
         every fit converts each pixel with its own offset and gain and weighs
         it by its read-noise variance (added to data and model in the Poisson
         likelihood, Huang et al., Nat. Methods 10:653, 2013).
+    refit_neighbours : bool, default=True
+        Fit every kept emitter that has another one close by once more,
+        jointly with it, in a box sized to the PSF (in sparse and medium
+        surroundings, up to 0.7 emitters/um^2), and give two-emitter fits a
+        second, symmetric start where the first would be refused. On two
+        sets of 300 low-density frames (0.3 emitters/um^2, EMCCD, box 7,
+        threshold 4, one thread) it lowers the RMSE over all matched emitters
+        from 13.81 to 13.45 nm and from 14.04 to 13.25 nm (most for
+        neighbours 2.2-5 px apart), Jaccard index +0.0003, for about 1.5x the
+        CPU time of ``predict``; 3.31 against 2.62 ms/frame on
+        bt_hd_recreated, 15.5 against 10.4 on medium-density 256x256 frames.
+        False is the faster pipeline, for throughput.
 
     Attributes
     ----------
@@ -480,6 +492,7 @@ class GaussianFitLocalizer(BaseEstimator):
         max_iter=30,
         saturation_adu=None,
         camera=None,
+        refit_neighbours=True,
     ):
         self.pixel_size_nm = pixel_size_nm
         self.baseline_adu = baseline_adu
@@ -496,6 +509,7 @@ class GaussianFitLocalizer(BaseEstimator):
         self.max_iter = max_iter
         self.saturation_adu = saturation_adu
         self.camera = camera
+        self.refit_neighbours = refit_neighbours
 
     def _validate(self):
         derived = _check_params(_params_dict(self))
@@ -504,6 +518,11 @@ class GaussianFitLocalizer(BaseEstimator):
                 f"detection must be 'wavelet' or 'dog', got {self.detection!r}."
             )
         check_positive(self.threshold, "threshold", allow_zero=True)
+        if not isinstance(self.refit_neighbours, (bool, np.bool_)):
+            raise TypeError(
+                "refit_neighbours must be True or False, got "
+                f"{self.refit_neighbours!r}."
+            )
         return derived
 
     def fit(self, X=None, y=None):
@@ -549,7 +568,7 @@ class GaussianFitLocalizer(BaseEstimator):
         """
         check_is_fitted(self)
         self._validate()
-        p = _params_dict(self)
+        p = dict(_params_dict(self), refit_neighbours=bool(self.refit_neighbours))
         px = float(self.pixel_size_nm)
         size = int(self.box_size)
         frames, saturation = _prepare_frames(X, p, size)
@@ -1464,7 +1483,7 @@ def _polish_fits(frames, f, column, p, derived, saturation):
     14.31 -> 13.41 nm on sparse64, 47.17 -> 46.96 nm on medium256.
     """
     final = {key: np.array(column(key), dtype=float) for key in _POLISH_KEYS}
-    if _POLISH_SHIFT_PX is None or len(f) == 0:
+    if _POLISH_SHIFT_PX is None or not p.get("refit_neighbours", True) or not len(f):
         return final
     sigma0_px = (p["psf_sigma_nm"] or p["sigma_init_nm"]) / float(p["pixel_size_nm"])
     size = max(int(p["box_size"]), _auto_box_size(sigma0_px))
@@ -1813,7 +1832,7 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
     x1, y1, n1, bg1, s1 = x1[poor], y1[poor], n1[poor], bg1[poor], s1[poor]
     mu1 = mu1[poor]
     fixed = None if fit_sigma else s1
-    if _PAIR_SYMMETRIC_START:
+    if _PAIR_SYMMETRIC_START and p.get("refit_neighbours", True):
         sub = {"data": data, "variance": variance, "mu": mu1}
         sub.update(x=x1, y=y1, n=n1, bg=bg1, sigma=s1)
         # the start's width: the fit's PSF width (or its start), so that the
