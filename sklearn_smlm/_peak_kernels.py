@@ -120,3 +120,22 @@ def _first_of_plateau(maps, frame, row, col, min_distance):
         # The candidate is the maximum of its window, so "not greater" is "equal".
         keep &= ~(inside & (maps[frame, r, c] == value))
     return keep
+
+
+def _refine_peaks(frame, row, col, values, refine):
+    """Sub-pixel refinement of peaks from their ``(n, 9)`` 3x3 map values.
+
+    Returns ``(frame, row, col, value)`` as :func:`sklearn_smlm.peaks.find_peaks`
+    reports them: the fit of ``log1p`` of the values (``"quadratic"``,
+    ``"cone"``, or ``"auto"``: the cone, the quadratic where the cone fails).
+    """
+    patches = np.log1p(np.maximum(values, 0.0))
+    patches = patches.astype(np.float64)
+    if refine == "quadratic":
+        dy, dx, height_log = _refine_quadratic(patches)
+    else:
+        dy, dx, height_log, ok = _refine_cone(patches)
+        if refine == "auto" and not ok.all():
+            qy, qx, qh = _refine_quadratic(patches[~ok])
+            dy[~ok], dx[~ok], height_log[~ok] = qy, qx, qh
+    return frame, row + dy, col + dx, np.expm1(height_log)

@@ -15,13 +15,7 @@ full map.
 
 import numpy as np
 
-from ._peak_kernels import (
-    _DX,
-    _DY,
-    _first_of_plateau,
-    _refine_cone,
-    _refine_quadratic,
-)
+from ._peak_kernels import _DX, _DY, _first_of_plateau, _refine_peaks
 from ._validation import check_real
 
 __all__ = ["SubPixelMaps"]
@@ -199,7 +193,7 @@ class SubPixelMaps:
         cols = np.clip(col[:, None] + _DX.astype(np.intp), 0, w * r - 1)
         rows += win_row[:, None] - row[:, None]
         cols += win_col[:, None] - col[:, None]
-        return _refined(frame, row, col, windows[win[:, None], rows, cols], refine)
+        return _refine_peaks(frame, row, col, windows[win[:, None], rows, cols], refine)
 
     def _dense_peaks(self, threshold, min_distance, refine):
         """:meth:`peaks` on the assembled map, tested only where it is high.
@@ -260,18 +254,6 @@ class SubPixelMaps:
             )
         rows = np.clip(row[:, None] + _DY.astype(np.intp), 0, height - 1) + m
         cols = np.clip(col[:, None] + _DX.astype(np.intp), 0, width - 1) + m
-        return _refined(frame, row, col, padded[frame[:, None], rows, cols], refine)
-
-
-def _refined(frame, row, col, values, refine):
-    """``find_peaks``'s refinement of peaks from their (n, 9) 3x3 map values."""
-    patches = np.log1p(np.maximum(values, 0.0))
-    patches = patches.astype(np.float64)
-    if refine == "quadratic":
-        dy, dx, height_log = _refine_quadratic(patches)
-    else:
-        dy, dx, height_log, ok = _refine_cone(patches)
-        if refine == "auto" and not ok.all():
-            qy, qx, qh = _refine_quadratic(patches[~ok])
-            dy[~ok], dx[~ok], height_log[~ok] = qy, qx, qh
-    return frame, row + dy, col + dx, np.expm1(height_log)
+        return _refine_peaks(
+            frame, row, col, padded[frame[:, None], rows, cols], refine
+        )

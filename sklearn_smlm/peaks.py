@@ -6,14 +6,7 @@ from scipy.sparse import issparse
 from sklearn.base import BaseEstimator
 
 from ._localizations import empty_localizations
-from ._peak_kernels import (
-    _DX,
-    _DY,
-    _first_of_plateau,
-    _max_filter,
-    _refine_cone,
-    _refine_quadratic,
-)
+from ._peak_kernels import _DX, _DY, _first_of_plateau, _max_filter, _refine_peaks
 from ._validation import check_int, check_positive, check_real
 
 __all__ = [
@@ -118,17 +111,7 @@ def find_peaks(maps, threshold, *, min_distance=1, refine="auto"):
     # 3x3 patches, edge pixels repeated at the border of the map.
     rows = np.clip(row[:, None] + _DY.astype(np.intp), 0, height - 1)
     cols = np.clip(col[:, None] + _DX.astype(np.intp), 0, width - 1)
-    patches = np.log1p(np.maximum(maps[frame[:, None], rows, cols], 0.0))
-    patches = patches.astype(np.float64)
-    if refine == "quadratic":
-        dy, dx, height_log = _refine_quadratic(patches)
-    else:
-        dy, dx, height_log, ok = _refine_cone(patches)
-        if refine == "auto" and not ok.all():
-            qy, qx, qh = _refine_quadratic(patches[~ok])
-            dy[~ok], dx[~ok], height_log[~ok] = qy, qx, qh
-    value = np.expm1(height_log)
-    return frame, row + dy, col + dx, value
+    return _refine_peaks(frame, row, col, maps[frame[:, None], rows, cols], refine)
 
 
 def maps_to_localizations(
