@@ -185,13 +185,13 @@ class Conditions:
             "sklearn_smlm": getattr(sklearn_smlm, "__version__", "?"),
             "commit": git_commit(),
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"),
-            "load_start": _load(),
+            "load_start": load_average(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
 
     def close(self):
         """Record the load average and the duration at the end."""
-        self.info["load_end"] = _load()
+        self.info["load_end"] = load_average()
         self.info["duration_s"] = round(time.time() - self.start, 1)
         return self
 
@@ -214,7 +214,8 @@ class Conditions:
         return "\n".join(lines) + "\n"
 
 
-def _load():
+def load_average():
+    """The 1, 5 and 15 minute load averages as "a / b / c" ("n/a" where unknown)."""
     try:
         return " / ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:

@@ -108,7 +108,7 @@ def main(argv=None):
     warnings.simplefilter("ignore")  # conditions warnings of the simulated sets
     try:
         for name, desc, frames, truth, n_tune in BF.frame_sets(sets_args):
-            C.log(f"== {name}: {desc} (load {C._load()})")
+            C.log(f"== {name}: {desc} (load {C.load_average()})")
             methods = {}
             if server is not None:
                 server.load(frames)
@@ -165,7 +165,7 @@ def main(argv=None):
                             "jaccard": round(m["jaccard"], 4),
                             "rmse_nm": round(m["rmse_nm"], 2),
                             "cpu_ms_per_frame": round(1e3 * cpu / len(frames), 2),
-                            "load_1min": C._load().split(" / ")[0],
+                            "load_1min": C.load_average().split(" / ")[0],
                         }
                     )
                     C.log(

@@ -285,7 +285,7 @@ def section_memory(args, conditions):
         picasso_note = str(exc)
     try:
         for name, desc, frames, truth, n_tune in frame_sets(args):
-            C.log(f"== {name}: {desc} (load {C._load()})")
+            C.log(f"== {name}: {desc} (load {C.load_average()})")
             rows += compare_on(
                 args,
                 name,
