@@ -1372,6 +1372,24 @@ def _residual_peak(data, mu):
     return np.divmod(box_sum.reshape(n, -1).argmax(axis=1), size)
 
 
+def _refused_pairs(dev1, size, excess, scale, min_deviance_drop):
+    """``weak`` of :func:`_pair_fit` for the split tests.
+
+    The boxes whose residual-start pair fit the split test would refuse (not
+    converged, an emitter outside the box, or a deviance drop ``(dev1 -
+    deviance) / excess / scale`` not above ``min_deviance_drop``), which get
+    the symmetric start too.
+    """
+
+    def weak(r):
+        q2 = r["params"]
+        out = ((q2[:, 3:5] < -0.5) | (q2[:, 3:5] > size - 0.5)).any(axis=1)
+        drop = (dev1 - r["deviance"]) / excess / scale
+        return ~r["converged"] | out | ~(drop > min_deviance_drop)
+
+    return weak
+
+
 def _pair_fit(box, sigma_ref, fixed, p, derived, weak=None):
     """Two-emitter fits of the boxes of :func:`_recentred_single_fits`.
 
@@ -1621,13 +1639,7 @@ def _split_merged_pairs(
     dev1 = box["deviance"]
     if _PAIR_SYMMETRIC_START:
         excess = derived["excess_noise"]
-
-        def weak(r):  # the residual start's pair that the test would not take
-            q2 = r["params"]
-            out = ((q2[:, 3:5] < -0.5) | (q2[:, 3:5] > size - 0.5)).any(axis=1)
-            drop = (dev1 - r["deviance"]) / excess / scale
-            return ~r["converged"] | out | ~(drop > min_deviance_drop)
-
+        weak = _refused_pairs(dev1, size, excess, scale, min_deviance_drop)
         res = _pair_fit(box, np.median(width), None, p, derived, weak)
     else:
         ry, rx = _residual_peak(data, box["mu"])
@@ -1838,15 +1850,8 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
         # the start's width: the fit's PSF width (or its start), so that the
         # result does not depend on which frames are fitted together
         sigma0_px = (p["psf_sigma_nm"] or p["sigma_init_nm"]) / px
-        size_ = data.shape[-1]
         excess = derived["excess_noise"]
-
-        def weak(r):  # the residual start's pair that the test would not take
-            q2 = r["params"]
-            out = ((q2[:, 3:5] < -0.5) | (q2[:, 3:5] > size_ - 0.5)).any(axis=1)
-            drop = (dev1 - r["deviance"]) / excess
-            return ~r["converged"] | out | ~(drop > min_deviance_drop)
-
+        weak = _refused_pairs(dev1, data.shape[-1], excess, 1.0, min_deviance_drop)
         res = _pair_fit(sub, np.minimum(sigma0_px, s1), fixed, p, derived, weak)
     else:
         # second emitter at the largest 3x3 sum of the residual
