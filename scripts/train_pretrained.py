@@ -221,12 +221,38 @@ DEFAULT_GAPS["preset_filaments_2013"] = (
     ),
 )
 
+# A third try (issue 14, session 4): the first stage's mixture with its thick
+# shares unchanged (thick 25 %, thick filaments 20 %: default_gaps lowered
+# them and lost thick cells), the gaps added by taking from sparse, dense and
+# in-focus filaments: denser dense frames and filaments, and 10 % filaments
+# of the 2013 preset (what bt_hd_2013 leads on).
+_HARD_GAPS = {
+    "sparse": (0.12, dict(density_per_um2=(0.1, 2.0))),
+    "dense": (0.13, dict(density_per_um2=(3.0, 15.0))),
+    "filaments": (0.20, dict(density_per_um2=(2.0, 15.0), **_FILAMENTS)),
+    "thick": (0.25, dict(density_per_um2=(0.1, 10.0), **_THICK)),
+    "thick_filaments": (
+        0.2,
+        dict(density_per_um2=(0.5, 10.0), **_THICK, **_FILAMENTS),
+    ),
+}
+DEFAULT_HARD_GAPS = {
+    f"{name}_{cam}": (share / 2, dict(params, **_HARD_SAMPLE, **camera))
+    for name, (share, params) in _HARD_GAPS.items()
+    for cam, camera in (("emccd", CAMERA), ("scmos", SCMOS))
+}
+DEFAULT_HARD_GAPS["preset_filaments_2013"] = (
+    0.10,
+    DEFAULT_GAPS["preset_filaments_2013"][1],
+)
+
 # Only the calibrated preset's uniform frames, as in the paper, but more.
 BT_HD_2013_UNIFORM = {"preset_uniform": (1.0, dict(PRESETS["bt_hd_2013"]))}
 CONDITION_SETS = {
     "default": CONDITIONS,
     "default_hard": DEFAULT_HARD,
     "default_gaps": DEFAULT_GAPS,
+    "default_hard_gaps": DEFAULT_HARD_GAPS,
     "dense_2013": DENSE_2013,
     "bt_hd_2013": BT_HD_2013,
     "bt_hd_2013_uniform": BT_HD_2013_UNIFORM,
@@ -497,6 +523,7 @@ def select_and_save(loc, args, conditions, train_s, fine_tuning=None):
         "bt_hd_2013_uniform": "bt_hd_2013",
         "default_hard": "default",
         "default_gaps": "default",
+        "default_hard_gaps": "default",
     }
     loc.conditions_ = SHIPPED_CONDITIONS.get(
         shipped_as.get(args.conditions, args.conditions)
