@@ -595,10 +595,12 @@ def test_compiled_median_is_numpys_median_on_ties_and_outliers():
     from sklearn_smlm.fitting._kernels import _median
 
     rng = np.random.default_rng(3)
-    buf, hist = np.empty((2, 5000)), np.zeros(256, np.int64)
+    buf, hist = np.empty((2, 5000)), np.zeros((4, 256), np.int64)
     cases = [
+        np.array([4.0, 2.0, 2.0, 9.0, 2.0, 2.0]),  # both middle values tied
         np.round(rng.normal(size=4096) * 4) / 256,  # many tied values
         rng.normal(size=4095),
+        -np.abs(rng.normal(size=4096)),  # even length, all below zero
         np.concatenate([rng.normal(size=999), [1e30]]),  # one far outlier
         np.full(64, 2.5),
         rng.poisson(3, 4000).astype(float),

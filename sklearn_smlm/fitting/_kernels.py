@@ -455,18 +455,22 @@ def crlb_deviance(data, mu, jac, excess_noise, var_out, dev_out):
 def _select(a, k, buf, hist):
     """Return the ``k``-th smallest value of ``a`` (0-based), exactly.
 
-    Histogram select: the values are counted in ``len(hist)`` bins over
+    Histogram select: the values are counted in ``hist.shape[1]`` bins over
     their range, the bin that holds rank ``k`` is collected and binned
     again, until few values (sorted) or one repeated value remain (``a``
     is not changed). The bin of a value is monotone in the value, so the
     rank is exact. About 2x faster than a quickselect on camera frames,
     whose many tied values make its partitions branch badly. ``buf``
-    (2, len(a)) is work space.
+    (2, len(a)) is work space; ``hist`` (4, bins) holds four interleaved
+    counts (noise piles into few bins, and one count per element in turn
+    would wait on the previous increment of the same bin), and the bin is
+    collected without a branch (the element is written, the write position
+    moves only where it belongs).
     """
     src = a
     m = a.shape[0]
     side = 0
-    nb = hist.shape[0]
+    nb = hist.shape[1]
     while True:
         if m <= 32:
             return np.sort(src[:m])[k]
@@ -480,24 +484,30 @@ def _select(a, k, buf, hist):
                 return lo
             return np.sort(src[:m])[k]
         scale = nb / (hi - lo)
-        hist[:] = 0
-        for i in range(m):
-            hist[min(int((src[i] - lo) * scale), nb - 1)] += 1
+        hist[:, :] = 0
+        m4 = m - m % 4
+        for i in range(0, m4, 4):
+            hist[0, min(int((src[i] - lo) * scale), nb - 1)] += 1
+            hist[1, min(int((src[i + 1] - lo) * scale), nb - 1)] += 1
+            hist[2, min(int((src[i + 2] - lo) * scale), nb - 1)] += 1
+            hist[3, min(int((src[i + 3] - lo) * scale), nb - 1)] += 1
+        for i in range(m4, m):
+            hist[0, min(int((src[i] - lo) * scale), nb - 1)] += 1
         below = 0
         sel = nb - 1
         for b in range(nb):
-            if below + hist[b] > k:
+            count = hist[0, b] + hist[1, b] + hist[2, b] + hist[3, b]
+            if below + count > k:
                 sel = b
                 break
-            below += hist[b]
+            below += count
         k -= below
         out = buf[side]
         c = 0
         for i in range(m):
             x = src[i]
-            if min(int((x - lo) * scale), nb - 1) == sel:
-                out[c] = x
-                c += 1
+            out[c] = x
+            c += min(int((x - lo) * scale), nb - 1) == sel
         src = out[:c]
         m = c
         side = 1 - side
@@ -511,13 +521,15 @@ def _median(a, buf, hist):
     upper = _select(a, k, buf, hist)
     if n % 2:
         return upper
-    # the lower middle value: the largest below ``upper`` unless tied with it
+    # the lower middle value: the largest below ``upper`` unless tied with
+    # it (a branch-free pass: which values lie below is a coin toss)
     less = 0
-    lower = upper
+    lower = -np.inf
     for i in range(n):
-        if a[i] < upper:
-            lower = a[i] if less == 0 else max(lower, a[i])
-            less += 1
+        x = a[i]
+        below = x < upper
+        less += below
+        lower = max(lower, x if below else -np.inf)
     if less < k:
         lower = upper
     return 0.5 * (lower + upper)
@@ -606,7 +618,7 @@ def wavelet_filter(frames, step, image, noise_mad):
     n_samples = (h * w + step - 1) // step
     fine = np.empty(n_samples)
     buf = np.empty((2, n_samples))
-    hist = np.zeros(256, np.int64)
+    hist = np.zeros((4, 256), np.int64)
     for f in range(n):
         for i in range(h):
             for j in range(w):
