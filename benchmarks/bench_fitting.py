@@ -29,9 +29,10 @@ gradient are chosen for the best Jaccard index (250 nm) on the first
   Picasso:
   ``numba.set_num_threads`` and ``threaded=True``, its default);
 - **fastest at Picasso's JI**: our setting (box 5 or 7, threshold 1.5-25,
-  ``refit_neighbours`` on or off) with the least CPU time on the tuning
-  frames among those whose JI there is at least Picasso's best, timed like
-  the others;
+  ``refit_neighbours`` on or off, or ``multi_emitter=False``: one emitter
+  per box, as Picasso fits) with the least CPU time on the tuning frames
+  among those whose JI there is at least Picasso's best, timed like the
+  others;
 - **equal recall**: the method with the higher recall raises its threshold
   (ours: ``threshold``, Picasso: the minimum net gradient) until its recall
   is the other's (found on the table, then run and timed at that setting),
@@ -214,37 +215,46 @@ def ours_threshold_for_recall(frames, truth, box, low, guess, target, steps=6):
 
 
 # ------------------------------------------------------------------ methods
-def ours_factory(box, threshold, refit=True):
+def ours_factory(box, threshold, refit=True, multi=True):
     from sklearn_smlm.fitting import GaussianFitLocalizer
 
     est = GaussianFitLocalizer(
-        box_size=box, threshold=threshold, refit_neighbours=refit, **CAMERA
+        box_size=box,
+        threshold=threshold,
+        refit_neighbours=refit,
+        multi_emitter=multi,
+        **CAMERA,
     ).fit()
     return est
 
 
-def our_setting(box, threshold, refit=True):
+def our_setting(box, threshold, refit=True, multi=True):
+    if not multi:
+        return f"box {box}, threshold {threshold:g}, multi_emitter=False"
     return f"box {box}, threshold {threshold:g}" + (
         "" if refit else ", refit_neighbours=False"
     )
 
 
 def tune_ours(frames, truth):
-    """Best-JI ``(ji, box, t)`` and every setting's ``(ji, cpu_s, box, t, refit)``.
+    """Best-JI ``(ji, box, t)`` and all ``(ji, cpu_s, box, t, refit, multi)``.
 
-    The grid adds higher thresholds (fewer, brighter candidates: faster) and
-    ``refit_neighbours=False`` (no second fits) for the fastest setting whose
-    JI is still Picasso's or better; the best-JI setting keeps the default.
+    The grid adds higher thresholds (fewer, brighter candidates: faster),
+    ``refit_neighbours=False`` (no second fits) and ``multi_emitter=False``
+    (one emitter per box) for the fastest setting whose JI is still
+    Picasso's or better; the best-JI setting keeps the default.
     """
     best, grid = None, []
-    settings = [(b, t, True) for b, t in OURS_GRID + FAST_GRID]
-    settings += [(b, t, False) for b, t in OURS_GRID + FAST_GRID]
-    for box, t, refit in settings:
+    settings = [(b, t, True, True) for b, t in OURS_GRID + FAST_GRID]
+    settings += [(b, t, False, True) for b, t in OURS_GRID + FAST_GRID]
+    settings += [(b, t, False, False) for b, t in OURS_GRID + FAST_GRID]
+    for box, t, refit, multi in settings:
+        est = ours_factory(box, t, refit, multi)
         with our_threads(1):
-            _, cpu, table = timed_call(ours_factory(box, t, refit).predict, frames)
+            _, cpu, table = timed_call(est.predict, frames)
         ji = metrics(truth, table)["jaccard"]
-        grid.append((ji, cpu, box, t, refit))
-        if refit and (box, t) in OURS_GRID and (best is None or ji > best[0]):
+        grid.append((ji, cpu, box, t, refit, multi))
+        if refit and multi and (box, t) in OURS_GRID and (best is None or ji > best[0]):
             best = (ji, box, t)
     return best, grid
 
@@ -368,9 +378,9 @@ def compare_on(
         )
         # our fastest setting (CPU time on the tuning frames) whose JI there
         # is still at least Picasso's best
-        fast = [(cpu, b, t, r) for j, cpu, b, t, r in grid if j >= pji]
-        fast = min(fast)[1:] if fast else (box, thr, True)
-        if fast != (box, thr, True):
+        fast = [(cpu, b, t, r, m) for j, cpu, b, t, r, m in grid if j >= pji]
+        fast = min(fast)[1:] if fast else (box, thr, True, True)
+        if fast != (box, thr, True, True):
             C.log(f"  ours fastest at JI >= Picasso's: {our_setting(*fast)}")
             est = ours_factory(*fast)
             methods["ours_fast"] = (
