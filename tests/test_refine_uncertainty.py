@@ -372,9 +372,10 @@ def test_classical_second_fit_in_a_box_sized_to_the_psf(monkeypatch):
     fast = clf.set_params(refit_neighbours=False).predict(frames)
     monkeypatch.setattr(L, "_POLISH_SHIFT_PX", None)
     monkeypatch.setattr(L, "_PAIR_SYMMETRIC_START", False)
+    monkeypatch.setattr(L, "_MISSED_DROP", None)
     plain = clf.set_params(refit_neighbours=True).predict(frames)
     assert polished < 0.9 * rmse(plain)
-    # refit_neighbours=False is exactly the pipeline without both extra fits
+    # refit_neighbours=False is exactly the pipeline without the extra fits
     pd.testing.assert_frame_equal(fast, plain)
 
 
@@ -439,3 +440,59 @@ def test_a_partner_outside_the_frame_no_longer_pulls_edge_fits(monkeypatch):
     )
     assert got[0] < 0.6 * before[0] and got[1] < 0.6 * before[1]
     assert max(got) < 25.0
+
+
+def test_an_emitter_no_candidate_stands_for_is_added_next_to_two_kept_ones():
+    import sklearn_smlm.fitting._localizer as L
+
+    # three spots about 3 px apart; one has no row (the detector merged it
+    # into a neighbour), and its light pulls the two rows towards it
+    truth = [(10.0, 16.0), (11.7, 18.9), (13.4, 16.1)]
+    n = 8
+    frames, _ = spots(n, truth, photons=1500.0, size=32, seed=11)
+    clf = GaussianFitLocalizer(box_size=7).fit()
+    p = dict(L._params_dict(clf), refit_neighbours=True)
+    derived = {"e_per_count": clf.e_per_count_, "excess_noise": clf.excess_noise_}
+    prep = np.asarray(frames, dtype=np.float32)
+
+    def kept(positions):
+        f = np.repeat(np.arange(n), len(positions))
+        xy = np.tile(np.asarray(positions, dtype=float), (n, 1))
+        values = {
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+            "photons_e": np.full(len(f), 2000.0),
+            "background_e": np.full(len(f), 20.0),
+            "sigma_px": np.full(len(f), 1.3),
+            "var_xy_px2": np.full(len(f), 0.01),
+            "mortensen_px2": np.full(len(f), 0.01),
+        }
+
+        def column(key):
+            return np.zeros(len(f), bool) if key == "hold" else values[key]
+
+        return f, column
+
+    f, column = kept([(10.2, 16.3), (13.2, 16.4)])
+    out, src = L._add_missed_emitters(prep, f, column, p, derived, None)
+    # one new emitter per frame at most, in nearly every frame (from one of
+    # the two rows: the one it lies nearer to)
+    assert len(src) >= n - 2 and len(np.unique(f[src])) == len(src)
+    x, y = out("x"), out("y")
+    assert len(x) == 2 * n + len(src)
+    # there: the two rows and the new emitter stand on the three spots
+    frame = np.concatenate([f, f[src]])
+    for i in f[src]:
+        got = np.column_stack([x[frame == i], y[frame == i]])
+        dist = np.hypot(*(got[:, None, :] - np.asarray(truth)[None]).transpose(2, 0, 1))
+        assert dist.min(axis=0).max() < 0.5 and dist.min(axis=1).max() < 0.5
+    # two spots that the rows explain: nothing added
+    frames2, _ = spots(n, [truth[0], truth[2]], photons=1500.0, size=32, seed=12)
+    f2, column2 = kept([truth[0], truth[2]])
+    prep2 = np.asarray(frames2, dtype=np.float32)
+    _, src2 = L._add_missed_emitters(prep2, f2, column2, p, derived, None)
+    assert len(src2) == 0
+    # refit_neighbours=False: no test
+    q = dict(p, refit_neighbours=False)
+    out3, src3 = L._add_missed_emitters(prep, f, column, q, derived, None)
+    assert len(src3) == 0 and np.array_equal(out3("x"), column("x"))
