@@ -348,6 +348,9 @@ def sparse_section(loc, density, n_frames, seed, log, picasso_python=None):
     X, truth = sim.simulate(n_frames, return_table=True)
     b = bounds_nm(truth, X.shape[1:])
     cats = categories(*context(truth, X.shape[1:]))
+    # the pairs too close to resolve (their joint bound runs to 100s of nm)
+    # left out: what the joint bound says about the others
+    cats["joint bound <= 3x isolated"] = b[2] <= 3.0 * b[0]
     loc_cnn = loc
     cnn, t_cnn = timed(lambda: loc_cnn.predict(X))
     dets = cnn[["frame", "x_nm", "y_nm"]]
