@@ -496,3 +496,44 @@ def test_an_emitter_no_candidate_stands_for_is_added_next_to_two_kept_ones():
     q = dict(p, refit_neighbours=False)
     out3, src3 = L._add_missed_emitters(prep, f, column, q, derived, None)
     assert len(src3) == 0 and np.array_equal(out3("x"), column("x"))
+
+
+def test_fits_far_wider_than_the_others_are_fitted_again_with_their_width():
+    import sklearn_smlm.fitting._localizer as L
+
+    # in-focus spots (one width); one spot of each pair was fitted as a wide
+    # spot pulled towards its neighbour 4 px away
+    truth = [(8.0, 8.0), (8.0, 24.0), (24.0, 8.0), (20.0, 20.0), (24.0, 20.5)]
+    n = 12
+    frames, rng = spots(n, truth, photons=1500.0, size=32, seed=21)
+    clf = GaussianFitLocalizer(box_size=7).fit()
+    p = dict(L._params_dict(clf), refit_neighbours=True)
+    derived = {"e_per_count": clf.e_per_count_, "excess_noise": clf.excess_noise_}
+    k = len(truth)
+    f = np.repeat(np.arange(n), k)
+    xy = np.tile(np.asarray(truth), (n, 1)) + rng.normal(0.0, 0.05, (k * n, 2))
+    pulled = np.arange(k * n) % k == 3
+    xy[pulled, 0] += 0.5
+    final = {
+        "x": xy[:, 0].copy(),
+        "y": xy[:, 1].copy(),
+        "photons_e": np.full(k * n, 1500.0),
+        "background_e": np.full(k * n, 20.0),
+        "sigma_px": np.where(pulled, 1.9, 1.1 + rng.normal(0.0, 0.02, k * n)),
+        "var_xy_px2": np.full(k * n, 0.01),
+        "mortensen_px2": np.full(k * n, 0.01),
+    }
+    before = final["x"].copy()
+    prep = np.asarray(frames, dtype=np.float32)
+    L._refit_wide_fits(prep, f, final, p, derived, None)
+    median = np.median(np.where(pulled, 1.9, final["sigma_px"]))
+    # the wide fits: the others' (median) width, back on their spot
+    np.testing.assert_allclose(final["sigma_px"][pulled], median)
+    assert np.abs(final["x"][pulled] - truth[3][0]).max() < 0.2
+    # the others are left alone
+    assert np.array_equal(final["x"][~pulled], before[~pulled])
+    # widths that disagree (a thick sample): nothing is fitted again
+    final["x"][:] = before
+    final["sigma_px"][::2] = 1.6  # interquartile range 45 % of the median
+    L._refit_wide_fits(prep, f, final, p, derived, None)
+    assert np.array_equal(final["x"], before)
