@@ -560,35 +560,48 @@ def _smooth_rows_cols(src, dst, tmp, taps, rows, cols, dil):
     """Correlate with ``taps`` along axis 0, then axis 1 (separable).
 
     ``rows`` / ``cols``: the reflected index tables of the two axes; ``dil``:
-    the spacing of the five taps. Columns whose taps all fall inside the
-    frame are summed with direct offsets (the same terms in the same order
-    as through the table, so the same values, but in a loop the compiler
-    vectorizes).
+    the spacing of the five taps. Every output row sums its five input rows
+    in one pass; columns whose taps all fall inside the frame are summed
+    from five shifted slices of the row (the same terms in the same order
+    as through the table, so the same values, but in loops the compiler
+    vectorizes: indices from 0 up need no negative-index check), the
+    border columns through the table.
     """
     h, w = src.shape
     nt = taps.shape[0]
-    for i in range(h):
-        for j in range(w):
-            tmp[i, j] = 0.0
-        for t in range(nt):
-            c = taps[t]
-            r = rows[t, i]
-            for j in range(w):
-                tmp[i, j] += c * src[r, j]
     c0, c1, c2, c3, c4 = taps[0], taps[1], taps[2], taps[3], taps[4]
+    for i in range(h):
+        out = tmp[i]
+        s0, s1, s2 = src[rows[0, i]], src[rows[1, i]], src[rows[2, i]]
+        s3, s4 = src[rows[3, i]], src[rows[4, i]]
+        for j in range(w):
+            acc = 0.0
+            acc += c0 * s0[j]
+            acc += c1 * s1[j]
+            acc += c2 * s2[j]
+            acc += c3 * s3[j]
+            acc += c4 * s4[j]
+            out[j] = acc
     lo = min(2 * dil, w)
     hi = max(w - 2 * dil, lo)
+    m = hi - lo
     for i in range(h):
         row = tmp[i]
         out = dst[i]
-        for j in range(lo, hi):
+        mid = out[lo:hi]
+        a0 = row[lo - 2 * dil : hi - 2 * dil]
+        a1 = row[lo - dil : hi - dil]
+        a2 = row[lo:hi]
+        a3 = row[lo + dil : hi + dil]
+        a4 = row[lo + 2 * dil : hi + 2 * dil]
+        for j in range(m):
             acc = 0.0
-            acc += c0 * row[j - 2 * dil]
-            acc += c1 * row[j - dil]
-            acc += c2 * row[j]
-            acc += c3 * row[j + dil]
-            acc += c4 * row[j + 2 * dil]
-            out[j] = acc
+            acc += c0 * a0[j]
+            acc += c1 * a1[j]
+            acc += c2 * a2[j]
+            acc += c3 * a3[j]
+            acc += c4 * a4[j]
+            mid[j] = acc
         for j in range(w):
             if j < lo or j >= hi:
                 acc = 0.0
