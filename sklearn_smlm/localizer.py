@@ -46,7 +46,13 @@ from ._persistence import (  # noqa: F401 - public and former import paths
     pretrained_names,
     save_model,
 )
-from ._validation import check_frames, check_int, check_real, resolve_device
+from ._validation import (
+    check_frames,
+    check_int,
+    check_option,
+    check_real,
+    resolve_device,
+)
 from .encoding import distance_transform_maps
 from .fitting import add_localizer_uncertainty
 from .peaks import columns_to_localizations, localization_columns
@@ -472,7 +478,7 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
             list(self._iter_maps(frames, batch_size or self.batch_size))
         )
 
-    def _iter_maps(self, frames, batch_size, *, threshold=None):
+    def _iter_maps(self, frames, batch_size, *, threshold=None, tta=None):
         """Yield the maps of ``frames`` batch by batch.
 
         Each batch is a float32 ``(n, r * H, r * W)`` array, or, for the
@@ -483,8 +489,14 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
         the folded 2D head is computed only around the pixels that may hold
         a value above it (``SubPixelCNN.subpixel_channels_above``): the peaks
         above the threshold are the same, bit for bit, but such a batch is
-        not the maps (``SubPixelMaps.complete`` is False).
+        not the maps (``SubPixelMaps.complete`` is False). With ``tta``
+        (``"flips"`` or ``"dihedral"``, see ``sklearn_smlm._dihedral``) the
+        maps are the average of the network's maps of the flipped (and
+        transposed) frames, each transformed back; the whole head is computed.
         """
+        if tta is not None:
+            yield from self._iter_averaged_maps(frames, batch_size, tta)
+            return
         import torch
 
         from ._subpixel_maps import SubPixelMaps
@@ -545,6 +557,58 @@ class DistanceTransformRegressor(TransformerMixin, BaseEstimator):
                     continue
                 maps = module(x)[:, 0].float() * self.peak_value
                 yield maps.cpu().numpy()
+
+    def _iter_averaged_maps(self, frames, batch_size, tta):
+        """``_iter_maps`` with test-time dihedral averaging (2D models only)."""
+        import torch
+
+        from ._dihedral import (
+            average_outputs,
+            dihedral_transforms,
+            transform_frames,
+            untransform,
+        )
+        from ._subpixel_maps import SubPixelMaps
+        from .nn import autocast
+
+        module = self.module_
+        module.eval()
+        device = self.device_
+        if hasattr(module, "z_head"):
+            raise ValueError(
+                "test_time_augmentation needs a 2D model: an astigmatic PSF is "
+                "not symmetric under flips and rotations; set it to None."
+            )
+        folded = getattr(module, "upsampling", None) == "folded"
+        precision = self.precision_
+        int8 = self._int8_features(frames) if precision == "int8" else None
+        r = self.upscaling
+        transforms = dihedral_transforms(tta)
+        with torch.inference_mode(), autocast(device, precision), _int8_context(int8):
+            for start in range(0, len(frames), batch_size):
+                x = torch.from_numpy(
+                    np.ascontiguousarray(frames[start : start + batch_size])
+                )[:, None]
+                outputs = []
+                for transform in transforms:
+                    xt = transform_frames(x, transform).to(device)
+                    xt = xt.contiguous(memory_format=torch.channels_last)
+                    if folded:
+                        channels = module.subpixel_channels(
+                            xt, fp32_head=precision != "bf16-map", features=int8
+                        )
+                        out = untransform(
+                            _channels_last(channels), transform, channels=r
+                        )
+                    else:
+                        maps = module(xt)[:, 0].float() * self.peak_value
+                        out = untransform(maps.cpu().numpy(), transform)
+                    outputs.append(out)
+                average = average_outputs(outputs)
+                if folded:
+                    yield SubPixelMaps(average, r, self.peak_value)
+                else:
+                    yield average
 
     def _int8_features(self, frames):
         """Return the int8 copy of the feature layers (``precision="int8"``).
@@ -650,6 +714,14 @@ class DistanceTransformLocalizer(BaseEstimator):
         scoring below this fraction of the median score of the call's (or
         chunk's) detections: noise peaks and partial spots, where true
         emitters are whole, isolated spots. ``None``: no extra test.
+    test_time_augmentation : {"flips", "dihedral"}, optional
+        Average the maps of the network run on transformed copies of each
+        frame, each transformed back (the map is aligned with the pixel
+        grid, so the inverse is exact): ``"flips"`` the 4 flips (4x the
+        network's time), ``"dihedral"`` also their transposes, the 8
+        symmetries of the square (8x). A rotated frame then gives the
+        rotated localizations. 2D models only. ``None``: one pass. See
+        :ref:`test-time-augmentation` for what it gives.
     refiner : GaussianFitLocalizer, optional
         Hybrid mode: every CNN detection is refined by a Gaussian fit on the
         raw pixels (jointly with its neighbours where spots overlap, see
@@ -702,6 +774,7 @@ patience, augment, precision, device, random_state, verbose
         duplicate_radius_nm=None,
         edge_threshold=None,
         sparse_score_fraction=None,
+        test_time_augmentation=None,
         refiner=None,
         camera=None,
         pixel_size_nm=100.0,
@@ -732,6 +805,7 @@ patience, augment, precision, device, random_state, verbose
         self.duplicate_radius_nm = duplicate_radius_nm
         self.edge_threshold = edge_threshold
         self.sparse_score_fraction = sparse_score_fraction
+        self.test_time_augmentation = test_time_augmentation
         self.refiner = refiner
         self.camera = camera
         self.pixel_size_nm = pixel_size_nm
@@ -788,6 +862,7 @@ patience, augment, precision, device, random_state, verbose
         self : DistanceTransformLocalizer
         """
         self._check_threshold()
+        self._check_tta()
         frames = check_frames(X)
         positions = self._check_targets(y, len(frames))
         self.normalizer_ = clone(self.normalizer or FrameNormalizer()).fit(frames)
@@ -1049,7 +1124,23 @@ patience, augment, precision, device, random_state, verbose
         reg = self.regressor_
         if reg.precision_ == "int8" and "int8_calibration_" not in reg.__dict__:
             reg.int8_calibration_ = self._int8_calibration_frames()
-        return reg._iter_maps(frames, batch_size, threshold=threshold)
+        tta = self._check_tta()
+        return reg._iter_maps(frames, batch_size, threshold=threshold, tta=tta)
+
+    def _check_tta(self):
+        """Return the checked ``test_time_augmentation`` (None or an option)."""
+        from ._dihedral import TTA_OPTIONS
+
+        tta = self.test_time_augmentation
+        if tta is None:
+            return None
+        check_option(tta, "test_time_augmentation", TTA_OPTIONS)
+        if self.z_range_nm is not None:
+            raise ValueError(
+                "test_time_augmentation needs a 2D model: an astigmatic PSF is "
+                "not symmetric under flips and rotations; set it to None."
+            )
+        return tta
 
     def _int8_calibration_frames(self):
         """Return normalized simulated frames that set ``precision="int8"``'s ranges.
