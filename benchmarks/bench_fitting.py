@@ -72,7 +72,7 @@ import _common as C  # noqa: E402
 SECTIONS = ["memory", "file"]
 CAMERA = {"baseline_adu": 100.0, "e_per_adu": 50.0, "em_gain": 100.0}
 OURS_GRID = [(box, t) for box in (5, 7) for t in (1.5, 2.0, 3.0, 4.0, 6.0)]
-FAST_GRID = [(box, t) for box in (5, 7) for t in (10.0, 15.0, 25.0)]
+FAST_GRID = [(box, t) for box in (5, 7) for t in (10.0, 12.0, 15.0, 20.0, 25.0)]
 PICASSO_GRID = [(box, g) for box in (3, 5, 7) for g in (250, 500, 1000, 2000, 4000)]
 
 

@@ -658,6 +658,28 @@ def test_compiled_median_is_numpys_median_on_ties_and_outliers():
         assert _median(a.copy(), buf, hist) == np.median(a)
 
 
+def test_candidates_in_frame_order_whatever_the_numba_threads():
+    # detection splits the frames across numba's threads: same candidates,
+    # in frame then raster order, as one thread (200 frames: 4 pieces)
+    numba = pytest.importorskip("numba")
+    rng = np.random.default_rng(8)
+    frames = 100.0 + rng.poisson(10.0, (200, 32, 32)).astype(np.float32)
+    frames[:, 5:27:7, 6:28:5] += 400.0  # 16 spots per frame
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = detect_candidates(frames)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = detect_candidates(frames)
+    finally:
+        numba.set_num_threads(before)
+    assert len(one[0]) >= 200 * 16
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+    key = one[0] * 32 * 32 + one[1] * 32 + one[2]
+    assert (np.diff(key) > 0).all()
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_fits_and_detection_do_not_depend_on_the_numba_threads(threads):
     numba = pytest.importorskip("numba")

@@ -169,9 +169,21 @@ def detect_candidates(
     # the whole stack).
     level = np.where(noise > 0, threshold * noise, np.inf)  # no noise: no candidate
     if compiled and image.ndim == 3 and image.dtype == np.float32:
-        from ._kernels import local_maxima  # one compiled pass (numba)
+        from ._kernels import local_maxima, run_in_threads  # compiled (numba)
 
-        frame, row, col = local_maxima(image, level.astype(np.float64))
+        level = level.astype(np.float64)
+        pieces = {}
+
+        def run(a, b):
+            fr, r, c = local_maxima(image[a:b], level[a:b])
+            pieces[a] = (fr + a, r, c)
+
+        # frames split across numba's threads, in order
+        per_frame = max(1, image.shape[1] * image.shape[2])
+        run_in_threads(run, len(image), max(1, 65536 // per_frame))
+        frame, row, col = (
+            np.concatenate([pieces[a][i] for a in sorted(pieces)]) for i in range(3)
+        )
         snr = image[frame, row, col] / noise[frame]
         return frame, row, col, snr.astype(np.float64)
     above = image > level[:, None, None]
