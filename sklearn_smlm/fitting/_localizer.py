@@ -851,6 +851,14 @@ def refine_localizations(
     emitters fit much better is split (``split_min_deviance_drop``): it takes
     the nearer emitter of the pair, and the other becomes a new row.
 
+    Where the kept fits agree on one width (an in-focus sample), a fit
+    wider than Tukey's upper fence of the widths that has a neighbour within
+    reach has taken in the neighbour's light: it is fitted again with the
+    median width and takes that position where it stays within
+    ``max_shift_px`` of the detection. Sparse frames of two other seeds:
+    RMSE 11.141 -> 11.133 and 11.810 -> 11.739 nm (1 emitter/um^2: 16.944
+    -> 16.920 nm); dense simulated 2013 and thick 2016 sets unchanged.
+
     Every detection is kept, in the order of ``table``; rows added by a split
     follow the detection they came from (``fit_status`` ``"split"``, the
     detection's other columns copied; the index is then renumbered). A
@@ -1093,6 +1101,14 @@ saturation_adu
         # a failed single fit that two emitters fit well is kept as the pair
         status[second["index"]] = 0
         ok = status == 0
+    if _WIDE_IN_REFINE and psf_sigma_nm is None:
+        final = {key: np.array(fit[key], dtype=float) for key in _POLISH_KEYS}
+        final["x"], final["y"] = np.where(ok, fit["x"], cx), np.where(ok, fit["y"], cy)
+        take = _refit_wide_fits(frames, f, final, p, derived, saturation, rows=ok)
+        if max_shift_px is not None:
+            take &= np.hypot(final["x"] - cx, final["y"] - cy) <= max_shift_px
+        for key in _POLISH_KEYS:
+            fit[key][take] = final[key][take]
     x_fit = np.where(ok, fit["x"], cx)
     y_fit = np.where(ok, fit["y"], cy)
     sigma_px = np.where(ok, fit["sigma_px"], (psf_sigma_nm or sigma_init_nm) / px)
@@ -1813,13 +1829,16 @@ def _add_missed_emitters(frames, f, column, p, derived, saturation):
 _WIDE_FENCE = 1.5
 #: ... and take that fit where it moved them less than this (px)
 _WIDE_SHIFT_PX = 1.0
+#: refine_localizations does the same
+_WIDE_IN_REFINE = True
 
 
-def _refit_wide_fits(frames, f, final, p, derived, saturation):
+def _refit_wide_fits(frames, f, final, p, derived, saturation, rows=None):
     """Fit emitters whose width is an outlier again with the others' width.
 
     ``final`` (the :data:`_POLISH_KEYS` of the kept emitters) is updated in
-    place. In an in-focus sample (widths within 15 % interquartile range of
+    place; returns which were (only ``rows`` are looked at, all when
+    None). In an in-focus sample (widths within 15 % interquartile range of
     their median, as for :func:`_refit_at_frame_edge`) every spot has the
     PSF's width; a fit much wider than the others has taken in light of a
     neighbour or of an emitter no row stands for, and its position is pulled
@@ -1836,15 +1855,17 @@ def _refit_wide_fits(frames, f, final, p, derived, saturation):
     Without the neighbour condition isolated spots got worse (9.4 -> 9.7
     nm); a fence of 3 IQR or a 0.5 px shift limit gained less.
     """
+    rows = np.ones(len(f), bool) if rows is None else np.asarray(rows, bool)
+    none = np.zeros(len(f), bool)
     if _WIDE_FENCE is None or not p.get("refit_neighbours", True):
-        return
-    if p["psf_sigma_nm"] is not None or len(f) < _SPLIT_MIN_FITS:
-        return
+        return none
+    if p["psf_sigma_nm"] is not None or rows.sum() < _SPLIT_MIN_FITS:
+        return none
     width = final["sigma_px"]
-    q25, median, q75 = np.percentile(width, [25, 50, 75])
+    q25, median, q75 = np.percentile(width[rows], [25, 50, 75])
     if q75 - q25 > 0.15 * median:
-        return
-    wide = width > q75 + _WIDE_FENCE * (q75 - q25)
+        return none
+    wide = rows & (width > q75 + _WIDE_FENCE * (q75 - q25))
     # only where another emitter is near enough to put light into the box
     # of the second fit (as for _polish_fits; the test made isolated spots
     # worse: 9.4 -> 9.7 nm on 300 sparse frames)
@@ -1854,7 +1875,7 @@ def _refit_wide_fits(frames, f, final, p, derived, saturation):
     pts = np.column_stack([final["x"], final["y"], f * (8.0 * reach + 1e3)])
     wide &= cKDTree(pts).query(pts, k=2)[0][:, 1] <= reach + _POLISH_REACH_PX
     if not wide.any():
-        return
+        return none
     fixed = dict(p, psf_sigma_nm=median * px)
     fit = _fit_detections(
         frames,
@@ -1873,6 +1894,7 @@ def _refit_wide_fits(frames, f, final, p, derived, saturation):
     good = wide & (fit["status"] == 0) & (moved <= _WIDE_SHIFT_PX)
     for key in _POLISH_KEYS:
         final[key][good] = fit[key][good]
+    return good
 
 
 #: Split test of :func:`refine_localizations`: kept single fits are
