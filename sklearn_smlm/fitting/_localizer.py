@@ -1361,21 +1361,32 @@ def _refit_at_frame_edge(
     if q75 - q25 > 0.15 * median:
         return
     fixed = dict(p, psf_sigma_nm=median * float(p["pixel_size_nm"]))
+    # only the detections near the edge and those that can share their
+    # boxes (within the box plus the margin, as _box_member_array looks)
+    # are passed on: the same joint fits, without cutting every box again
+    size = int(p["box_size"])
+    reach = float(size) + max(1.0, float(neighbour_margin_px) + 0.5)
+    pts = np.column_stack([cx, cy, np.asarray(f) * (4.0 * size + 1e3)])
+    hits = cKDTree(pts).query_ball_point(pts[near], r=reach, p=np.inf)
+    sub = near.copy()
+    sub[np.concatenate([np.asarray(h, dtype=np.int64) for h in hits])] = True
+    idx = np.flatnonzero(sub)
     again = _fit_detections(
         frames,
-        f,
-        cx,
-        cy,
+        np.asarray(f)[idx],
+        cx[idx],
+        cy[idx],
         fixed,
         derived,
         saturation,
         max_emitters,
         neighbour_margin_px,
-        fit_rows=near,
+        fit_rows=near[idx],
         clip_to_frame_px=clip_to_frame_px,
     )
+    rows = near[idx]
     for key, values in fit.items():
-        values[near] = again[key][near]
+        values[idx[rows]] = again[key][rows]
 
 
 def _recentred_single_fits(frames, f, fit, idx, p, derived):
