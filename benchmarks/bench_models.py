@@ -124,11 +124,26 @@ def load_models(args):
             if loc.z_range_nm is not None and not args.shipped:
                 continue  # a 3D (astigmatic) model: benchmarks/bench_3d.py scores it
             models[name] = loc
+    settings = dict(_setting(text) for text in args.set)
     for path in args.model:
-        models[Path(path).stem] = DistanceTransformLocalizer.load(path, device="cpu")
+        loc = DistanceTransformLocalizer.load(path, device="cpu")
+        models[Path(path).stem] = loc.set_params(**settings)
     if not models:
         raise SystemExit("no model to evaluate (--no-shipped without --model)")
     return models
+
+
+def _setting(text):
+    """``"name=value"`` of ``--set`` as ``(name, value)``: a number, None or text."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--set needs NAME=VALUE, got {text!r}")
+    if value == "None":
+        return name, None
+    try:
+        return name, float(value)
+    except ValueError:
+        return name, value
 
 
 def _predict(loc, frames, pixel_size_nm):
@@ -333,6 +348,14 @@ def main(argv=None):
         default=[],
         metavar="PATH",
         help="a candidate model file (repeatable), scored beside the shipped ones",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting of the --model files (repeatable), e.g. "
+        "test_time_augmentation=flips or threshold=450",
     )
     parser.add_argument(
         "--no-shipped", action="store_true", help="score only the --model files"
