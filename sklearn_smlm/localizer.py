@@ -23,6 +23,7 @@ from ._conditions import (
     choose_pretrained,
     decide_detections,
     drop_noise_frames,
+    drop_thick_edge_spill,
 )
 from ._depth import (
     add_z_column,
@@ -714,6 +715,12 @@ class DistanceTransformLocalizer(BaseEstimator):
         scoring below this fraction of the median score of the call's (or
         chunk's) detections: noise peaks and partial spots, where true
         emitters are whole, isolated spots. ``None``: no extra test.
+    thick_edge_threshold : float, optional
+        ``edge_threshold`` for sparse chunks of a thick sample only (fewer
+        than 0.5 detections per um^2 per frame, and spot widths that spread
+        as in a 1.5 um slab; a test of about 20-60 ms per call or chunk),
+        where weak edge detections are mostly defocused emitters outside
+        the field. ``None``: no such test.
     test_time_augmentation : {"flips", "dihedral"}, optional
         Average the maps of the network run on transformed copies of each
         frame, each transformed back (the map is aligned with the pixel
@@ -774,6 +781,7 @@ patience, augment, precision, device, random_state, verbose
         duplicate_radius_nm=None,
         edge_threshold=None,
         sparse_score_fraction=None,
+        thick_edge_threshold=None,
         test_time_augmentation=None,
         refiner=None,
         camera=None,
@@ -805,6 +813,7 @@ patience, augment, precision, device, random_state, verbose
         self.duplicate_radius_nm = duplicate_radius_nm
         self.edge_threshold = edge_threshold
         self.sparse_score_fraction = sparse_score_fraction
+        self.thick_edge_threshold = thick_edge_threshold
         self.test_time_augmentation = test_time_augmentation
         self.refiner = refiner
         self.camera = camera
@@ -1105,6 +1114,9 @@ patience, augment, precision, device, random_state, verbose
             duplicate_radius_nm=self.duplicate_radius_nm,
             edge_threshold=self.edge_threshold,
             sparse_score_fraction=self.sparse_score_fraction,
+        )
+        table = drop_thick_edge_spill(
+            frames, table, self.thick_edge_threshold, pixel_size_nm=self.pixel_size_nm
         )
         table = self.refine(frames, table)
         table["frame"] += frame_offset
