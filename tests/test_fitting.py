@@ -658,6 +658,24 @@ def test_compiled_median_is_numpys_median_on_ties_and_outliers():
         assert _median(a.copy(), buf, hist) == np.median(a)
 
 
+def test_compiled_boxes_are_the_fancy_indexed_boxes_shifted_in_at_the_border():
+    from sklearn_smlm.fitting._localizer import _boxes
+
+    rng = np.random.default_rng(5)
+    frames = rng.normal(100.0, 10.0, (3, 12, 15)).astype(np.float32)
+    f = np.array([0, 1, 2, 2, 0])
+    row = np.array([0, 11, 5, 1, 6])
+    col = np.array([14, 0, 7, 13, 2])
+    boxes, r0, c0 = _boxes(frames, f, row, col, 5)
+    # by hand: clipped corners, then the pixels
+    np.testing.assert_array_equal(r0, [0, 7, 3, 0, 4])
+    np.testing.assert_array_equal(c0, [10, 0, 5, 10, 0])
+    for b in range(5):
+        want = frames[f[b], r0[b] : r0[b] + 5, c0[b] : c0[b] + 5].astype(np.float64)
+        np.testing.assert_array_equal(boxes[b], want)
+    assert boxes.dtype == np.float64
+
+
 def test_candidates_in_frame_order_whatever_the_numba_threads():
     # detection splits the frames across numba's threads: same candidates,
     # in frame then raster order, as one thread (200 frames: 4 pieces)

@@ -653,6 +653,30 @@ def wavelet_filter(frames, step, image, noise_mad):
 
 
 @njit(**_OPTS)
+def copy_boxes(frames, f, row, col, size, out, r0, c0):
+    """Copy a ``size`` box centred on every (row, col) into ``out`` (float64).
+
+    Boxes that would leave the frame are shifted inwards; their top-left
+    corners go to ``r0``, ``c0``. The values are the frames' (float32 to
+    float64 is exact), as the fancy indexing of the same boxes.
+    """
+    n = f.shape[0]
+    h, w = frames.shape[1], frames.shape[2]
+    half = size // 2
+    for b in range(n):
+        r = min(max(row[b] - half, 0), h - size)
+        c = min(max(col[b] - half, 0), w - size)
+        r0[b] = r
+        c0[b] = c
+        img = frames[f[b]]
+        for i in range(size):
+            src = img[r + i, c : c + size]
+            dst = out[b, i]
+            for j in range(size):
+                dst[j] = src[j]
+
+
+@njit(**_OPTS)
 def _is_local_max(img, i, j, h, w):
     v = img[i, j]
     for di in (-1, 0, 1):

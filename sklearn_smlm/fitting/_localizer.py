@@ -160,6 +160,15 @@ def _prepare_frames(X, p, box_size):
 def _boxes(frames, f, row, col, size):
     """Cut boxes centred on (row, col), shifted inwards at the frame border."""
     h, w = frames.shape[1:]
+    if size <= min(h, w):  # one compiled copy (numba), the same values
+        from ._kernels import copy_boxes
+
+        n = len(f)
+        boxes = np.empty((n, size, size))
+        r0, c0 = np.empty(n, np.int64), np.empty(n, np.int64)
+        ints = [np.ascontiguousarray(a, dtype=np.int64) for a in (f, row, col)]
+        copy_boxes(np.ascontiguousarray(frames), *ints, int(size), boxes, r0, c0)
+        return boxes, r0, c0
     r0 = np.clip(row - size // 2, 0, h - size)
     c0 = np.clip(col - size // 2, 0, w - size)
     ar = np.arange(size)
