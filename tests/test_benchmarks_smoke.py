@@ -261,3 +261,37 @@ def test_bench_cnn_speed_old_dense_path_is_find_peaks_and_is_undone():
         np.testing.assert_array_equal(a, b)
     for a, b in zip(maps._dense_peaks(500.0, 1, "auto"), expected, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_diag_precision_joint_bound_by_hand():
+    diag = _load("diag_precision")
+    # frame 0: one emitter in the middle; frame 1: a pair 1 px apart; frame 2:
+    # a pair 4 px apart (both in one 11 px box)
+    truth = pd.DataFrame(
+        {
+            "frame": [0, 1, 1, 2, 2],
+            "x_nm": [3250.0, 3250.0, 3350.0, 3250.0, 3650.0],
+            "y_nm": [3250.0] * 5,
+            "photons": [1500.0] * 5,
+            "background": [20.0] * 5,
+            "sigma_nm": [130.0] * 5,
+        }
+    )
+    iso, frame, ctx = diag.bounds_nm(truth, (64, 64))
+    # away from the edge and alone, the three bounds are one
+    np.testing.assert_allclose([frame[0], ctx[0]], iso[0], rtol=1e-9)
+    np.testing.assert_allclose(iso, iso[0], rtol=1e-9)  # same photons, width
+    # a close pair: the neighbour's unknown position and photons cost a lot
+    assert (ctx[1:3] > 2.0 * iso[1:3]).all()
+    # 4 px apart (3 PSF widths): less (its light adds noise to the wings)
+    assert (ctx[3:] > iso[3:]).all() and (ctx[3:] < 1.25 * iso[3:]).all()
+    assert (ctx[3:] < 0.5 * ctx[1:3]).all()
+
+
+def test_diag_emccd_information_of_the_em_output():
+    diag = _load("diag_emccd")
+    # Chao et al. 2013: like a Poisson count for lam << 1, half of it for
+    # lam >> 1, decreasing in between
+    values = [diag.information_ratio(lam) for lam in (0.05, 0.5, 2.0, 10.0, 200.0)]
+    assert values[0] > 0.95 and abs(values[-1] - 0.5) < 0.01
+    assert all(a > b for a, b in zip(values[:-1], values[1:], strict=True))
