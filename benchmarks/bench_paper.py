@@ -582,10 +582,15 @@ def section_lowdensity(args, settings, conditions):
             bound = (
                 float(np.sqrt((crlb_nm[ti[sel]] ** 2).mean())) if sel.any() else np.nan
             )
+            # a pair on top of each other has no finite joint bound: left out
+            # of the joint bound's mean (as in diag_precision.py), counted
             bound_frame, bound_ctx = (
-                float(np.sqrt((values[ti[sel]] ** 2).mean())) if sel.any() else np.nan
-                for values in (crlb_frame_nm, crlb_ctx_nm)
+                float(np.sqrt(np.nanmean(np.where(np.isfinite(v), v, np.nan) ** 2)))
+                if sel.any()
+                else np.nan
+                for v in (crlb_frame_nm[ti[sel]], crlb_ctx_nm[ti[sel]])
             )
+            n_inf = int((~np.isfinite(crlb_ctx_nm[ti[sel]])).sum())
             rows.append(
                 {
                     "method": name,
@@ -603,6 +608,7 @@ def section_lowdensity(args, settings, conditions):
                     "crlb_ctx_rms_nm": C.fmt(bound_ctx, 2),
                     "rmse_over_crlb_ctx": C.fmt(rmse / bound_ctx, 3),
                     "ctx_floor_over_crlb": C.fmt(bound_ctx / bound, 3),
+                    "ctx_infinite": n_inf,
                     "median_err_nm": C.fmt(float(np.median(np.sqrt(d2[sel]))), 2)
                     if sel.any()
                     else np.nan,
@@ -636,7 +642,8 @@ def section_lowdensity(args, settings, conditions):
         "pairs are too close to resolve (one position for two emitters, matched "
         "to one of them). Rows 'joint bound <= 3x isolated': the emitters "
         "whose joint bound is at most 3 times their isolated one (the others "
-        "are such pairs)."
+        "are such pairs). `ctx_infinite`: emitters whose joint bound is "
+        "infinite (a pair on top of each other), left out of its mean."
     )
     return C.write_section(
         args.out,
