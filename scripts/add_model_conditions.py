@@ -12,15 +12,10 @@ Run from the repository root::
     python scripts/add_model_conditions.py
 """
 
-import json
+from set_model_params import map_difference, rewrite_metadata
 
-import numpy as np
-import torch
-
-from sklearn_smlm import DistanceTransformLocalizer, PAFPSimulator
 from sklearn_smlm._conditions import SHIPPED_CONDITIONS
-from sklearn_smlm._files import atomic_path
-from sklearn_smlm._persistence import _PRETRAINED_DIR, _checksum, _json_default
+from sklearn_smlm._persistence import _PRETRAINED_DIR
 
 #: Chosen on simulated frames (other seeds than the matrix's): pure
 #: background 0.004-0.006 -> 0-0.0001 detections per um^2 per frame, no
@@ -30,21 +25,15 @@ MIN_FRAME_SNR = 6.0
 
 def add_conditions(path, conditions):
     """Rewrite ``path`` with ``conditions``; return the largest map difference."""
-    before = DistanceTransformLocalizer.load(path, device="cpu")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    metadata = json.loads(payload["metadata"])
-    metadata["conditions"] = conditions
-    metadata["params"]["min_frame_snr"] = MIN_FRAME_SNR
-    metadata_json = json.dumps(metadata, sort_keys=True, default=_json_default)
-    payload["metadata"] = metadata_json
-    payload["sha256"] = _checksum(metadata_json, payload["state_dict"])
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    after = DistanceTransformLocalizer.load(path, device="cpu")
+
+    def edit(metadata):
+        metadata["conditions"] = conditions
+        metadata["params"]["min_frame_snr"] = MIN_FRAME_SNR
+
+    before, after = rewrite_metadata(path, edit)
     assert after.conditions_ == conditions
     assert after.min_frame_snr == MIN_FRAME_SNR
-    X, _ = PAFPSimulator(frame_shape=(32, 32), random_state=0).simulate(4)
-    return float(np.max(np.abs(before.predict_maps(X) - after.predict_maps(X))))
+    return map_difference(before, after)
 
 
 if __name__ == "__main__":

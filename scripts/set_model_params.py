@@ -29,24 +29,42 @@ def _value(text):
         return text
 
 
-def set_params(path, params):
-    """Rewrite ``path`` with ``params``; return the largest map difference."""
+def rewrite_metadata(path, edit):
+    """Rewrite the metadata of the model file ``path`` with ``edit``.
+
+    ``edit(metadata)`` changes the metadata dict in place; the weights stay
+    as they are and the checksum is recomputed. Return the models loaded
+    before and after, for the caller's checks.
+    """
     before = DistanceTransformLocalizer.load(path, device="cpu")
-    before.set_params(**params)  # an unknown name fails here, before writing
     payload = torch.load(path, map_location="cpu", weights_only=True)
     metadata = json.loads(payload["metadata"])
-    metadata["params"].update(params)
+    edit(metadata)
     metadata_json = json.dumps(metadata, sort_keys=True, default=_json_default)
     payload["metadata"] = metadata_json
     payload["sha256"] = _checksum(metadata_json, payload["state_dict"])
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-    after = DistanceTransformLocalizer.load(path, device="cpu")
+    return before, DistanceTransformLocalizer.load(path, device="cpu")
+
+
+def map_difference(before, after):
+    """Largest difference between two models' maps of a few simulated frames."""
+    X, _ = PAFPSimulator(frame_shape=(32, 32), random_state=0).simulate(4)
+    return float(np.max(np.abs(before.predict_maps(X) - after.predict_maps(X))))
+
+
+def set_params(path, params):
+    """Rewrite ``path`` with ``params``; return the largest map difference."""
+    # an unknown name fails here, before writing
+    DistanceTransformLocalizer.load(path, device="cpu").set_params(**params)
+    before, after = rewrite_metadata(
+        path, lambda metadata: metadata["params"].update(params)
+    )
     for name, value in params.items():
         assert after.get_params()[name] == value, name
     assert after.conditions_ == before.conditions_
-    X, _ = PAFPSimulator(frame_shape=(32, 32), random_state=0).simulate(4)
-    return float(np.max(np.abs(before.predict_maps(X) - after.predict_maps(X))))
+    return map_difference(before, after)
 
 
 def main(argv=None):
