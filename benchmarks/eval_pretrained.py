@@ -21,7 +21,7 @@ import pandas as pd
 
 from sklearn_smlm import DistanceTransformLocalizer
 from sklearn_smlm.io import read_localizations, read_stack
-from sklearn_smlm.localizer import _PRETRAINED_DIR
+from sklearn_smlm.localizer import pretrained_names, pretrained_path
 from sklearn_smlm.metrics import localization_metrics
 
 KEYS = ("jaccard", "recall", "precision", "rmse_nm", "efficiency")
@@ -39,7 +39,7 @@ def main(argv=None):
     frames = read_stack(Path(args.data) / "frames.tif")
     truth = read_localizations(Path(args.data) / "ground_truth.csv")
     rows = []
-    paths = args.models or sorted(_PRETRAINED_DIR.glob("*.pt"))
+    paths = args.models or [pretrained_path(name) for name in pretrained_names()]
     for path in map(Path, paths):
         loc = DistanceTransformLocalizer.load(path, device="cpu")
         loc.predict(frames[:32])  # warm-up

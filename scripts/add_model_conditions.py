@@ -15,7 +15,7 @@ Run from the repository root::
 from set_model_params import map_difference, rewrite_metadata
 
 from sklearn_smlm._conditions import SHIPPED_CONDITIONS
-from sklearn_smlm._persistence import _PRETRAINED_DIR
+from sklearn_smlm.localizer import pretrained_path
 
 #: Chosen on simulated frames (other seeds than the matrix's): pure
 #: background 0.004-0.006 -> 0-0.0001 detections per um^2 per frame, no
@@ -38,5 +38,5 @@ def add_conditions(path, conditions):
 
 if __name__ == "__main__":
     for name, conditions in SHIPPED_CONDITIONS.items():
-        diff = add_conditions(_PRETRAINED_DIR / f"{name}.pt", conditions)
+        diff = add_conditions(pretrained_path(name), conditions)
         print(f"{name}: conditions added; largest map difference {diff}")

@@ -10,14 +10,11 @@ recomputed. Run from the repository root, e.g.::
 """
 
 import argparse
-import json
 
 import numpy as np
-import torch
 
 from sklearn_smlm import DistanceTransformLocalizer, PAFPSimulator
-from sklearn_smlm._files import atomic_path
-from sklearn_smlm._persistence import _checksum, _json_default
+from sklearn_smlm.localizer import rewrite_model_metadata
 
 
 def _value(text):
@@ -37,14 +34,7 @@ def rewrite_metadata(path, edit):
     before and after, for the caller's checks.
     """
     before = DistanceTransformLocalizer.load(path, device="cpu")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    metadata = json.loads(payload["metadata"])
-    edit(metadata)
-    metadata_json = json.dumps(metadata, sort_keys=True, default=_json_default)
-    payload["metadata"] = metadata_json
-    payload["sha256"] = _checksum(metadata_json, payload["state_dict"])
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    rewrite_model_metadata(path, edit)
     return before, DistanceTransformLocalizer.load(path, device="cpu")
 
 

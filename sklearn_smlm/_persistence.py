@@ -20,6 +20,8 @@ __all__ = [
     "load_model",
     "pretrained",
     "pretrained_names",
+    "pretrained_path",
+    "rewrite_model_metadata",
     "save_model",
 ]
 
@@ -96,12 +98,53 @@ def pretrained_names():
     return sorted(p.stem for p in _PRETRAINED_DIR.glob("*.pt"))
 
 
-def pretrained(name="default", *, device="auto"):
-    """Load a pretrained model, see :meth:`DistanceTransformLocalizer.pretrained`."""
+def pretrained_path(name="default"):
+    """Path of the file of the pretrained model ``name`` shipped with the package."""
     available = pretrained_names()
     if name not in available:
         raise ValueError(f"no pretrained model named {name!r}; available: {available}.")
-    return load_model(_PRETRAINED_DIR / f"{name}.pt", device=device)
+    return _PRETRAINED_DIR / f"{name}.pt"
+
+
+def pretrained(name="default", *, device="auto"):
+    """Load a pretrained model, see :meth:`DistanceTransformLocalizer.pretrained`."""
+    return load_model(pretrained_path(name), device=device)
+
+
+def rewrite_model_metadata(path, edit, *, out=None):
+    """Rewrite the metadata of a model file, keeping its weights.
+
+    For maintenance of model files (a parameter chosen after training, a
+    recorded condition) and for tests of the loader: the metadata dict is
+    read, changed by ``edit`` and written back with the file's checksum
+    recomputed. Nothing is checked here: loading the file checks it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+    edit : callable
+        ``edit(metadata)`` changes the metadata dict in place.
+    out : str or path-like, optional
+        Where to write the result (atomically); default ``path``.
+
+    Returns
+    -------
+    path : Path
+        The file written.
+    """
+    import torch
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    metadata = json.loads(payload["metadata"])
+    edit(metadata)
+    metadata_json = json.dumps(metadata, sort_keys=True, default=_json_default)
+    payload["metadata"] = metadata_json
+    payload["sha256"] = _checksum(metadata_json, payload["state_dict"])
+    out = Path(path if out is None else out)
+    with atomic_path(out) as tmp:
+        torch.save(payload, tmp)
+    return out
 
 
 def load_model(path, *, device="auto"):

@@ -35,16 +35,13 @@ from ._depth import (
 )
 from ._localizations import check_positions
 from ._persistence import (  # noqa: F401 - public and former import paths
-    _PRETRAINED_DIR,
     MODEL_FORMAT_VERSION,
     ModelFileError,
-    _checksum,
-    _history_summary,
-    _json_default,
-    _library_version,
     load_model,
     pretrained,
     pretrained_names,
+    pretrained_path,
+    rewrite_model_metadata,
     save_model,
 )
 from ._validation import (

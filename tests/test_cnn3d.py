@@ -1,6 +1,5 @@
 """The CNN localizer in 3D: z targets, the depth head, z at the peaks, files."""
 
-import json
 import warnings
 
 import numpy as np
@@ -242,22 +241,21 @@ def test_3d_model_file_round_trip(fitted3d, tmp_path):
 
 
 def test_version_1_files_still_load(fitted3d, tmp_path):
-    from sklearn_smlm._persistence import _checksum
+    from sklearn_smlm.localizer import rewrite_model_metadata
 
     _, X, y = fitted3d
     loc2d = DistanceTransformLocalizer(
         n_layers=2, n_channels=4, max_epochs=1, validation_fraction=0, threshold=1.0
     ).fit(X, [p[:, :2] for p in y])
     path = loc2d.save(tmp_path / "v2.pt")
+
     # the file as version 1 wrote it: no z_range_nm parameter
-    payload = torch.load(path, weights_only=True)
-    metadata = json.loads(payload["metadata"])
-    assert metadata["format_version"] == 2
-    metadata["format_version"] = 1
-    del metadata["params"]["z_range_nm"]
-    payload["metadata"] = json.dumps(metadata)
-    payload["sha256"] = _checksum(payload["metadata"], payload["state_dict"])
-    torch.save(payload, tmp_path / "v1.pt")
+    def as_version_1(metadata):
+        assert metadata["format_version"] == 2
+        metadata["format_version"] = 1
+        del metadata["params"]["z_range_nm"]
+
+    rewrite_model_metadata(path, as_version_1, out=tmp_path / "v1.pt")
     loaded = load_model(tmp_path / "v1.pt", device="cpu")
     assert loaded.z_range_nm is None
     pd.testing.assert_frame_equal(loaded.predict(X), loc2d.predict(X))

@@ -1,5 +1,3 @@
-import json
-
 import joblib
 import numpy as np
 import pandas as pd
@@ -199,16 +197,14 @@ def test_load_rejects_altered_corrupt_and_foreign_files(fitted, tmp_path):
 
 
 def test_load_rejects_other_format_version(fitted, tmp_path):
-    from sklearn_smlm.localizer import _checksum
+    from sklearn_smlm.localizer import rewrite_model_metadata
+
+    def future(metadata):
+        metadata["format_version"] = MODEL_FORMAT_VERSION + 1
+        metadata["library_version"] = "9.0.0"
 
     path = fitted.save(tmp_path / "model.pt")
-    payload = torch.load(path, weights_only=True)
-    metadata = json.loads(payload["metadata"])
-    metadata["format_version"] = MODEL_FORMAT_VERSION + 1
-    metadata["library_version"] = "9.0.0"
-    payload["metadata"] = json.dumps(metadata)
-    payload["sha256"] = _checksum(payload["metadata"], payload["state_dict"])
-    torch.save(payload, tmp_path / "future.pt")
+    rewrite_model_metadata(path, future, out=tmp_path / "future.pt")
     with pytest.raises(ModelFileError, match="format version 3.*9.0.0"):
         load_model(tmp_path / "future.pt")
 

@@ -132,15 +132,9 @@ def test_saving_a_loaded_model_keeps_its_file_contents(model_path):
 
 
 def test_weights_of_another_network_are_a_model_file_error(model_path, tmp_path):
-    import json
+    def wider(metadata):
+        metadata["params"]["n_channels"] = 16
 
-    payload = torch.load(model_path, weights_only=True)
-    metadata = json.loads(payload["metadata"])
-    metadata["params"]["n_channels"] = 16
-    payload["metadata"] = json.dumps(metadata)
-    payload["sha256"] = _persistence._checksum(
-        payload["metadata"], payload["state_dict"]
-    )
-    torch.save(payload, tmp_path / "wide.pt")
+    _persistence.rewrite_model_metadata(model_path, wider, out=tmp_path / "wide.pt")
     with pytest.raises(_persistence.ModelFileError, match="do not fit"):
         load_model(tmp_path / "wide.pt")
