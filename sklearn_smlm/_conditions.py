@@ -311,7 +311,7 @@ def estimate_conditions(frames, table=None, *, pixel_size_nm=100.0, spread=False
     n_max = max(1, min(MAX_FRAMES, MAX_PIXELS // (frames.shape[1] * frames.shape[2])))
     frames = frames[:n_max].astype(np.float32)
     n, h, w = frames.shape
-    area_um2 = h * w * (pixel_size_nm / 1000.0) ** 2
+    area_um2 = _frame_area_um2((h, w), pixel_size_nm)
     sigmas, n_bright, isolated = _spot_sigmas(frames)
     enough = len(sigmas) >= 5
     out = {
@@ -530,6 +530,25 @@ def choose_pretrained(frames, *, pixel_size_nm=100.0, device="auto"):
 
 
 # --------------------------------------------------------------- decision
+def _kept(table, keep):
+    """Rows of ``table`` where ``keep``, index reset (``table`` when all are)."""
+    if keep.all():
+        return table
+    return table[keep].reset_index(drop=True)
+
+
+def _in_sparse_frames(table, frame_area_um2, max_density_per_um2):
+    """Whether each row's frame has fewer than ``max_density_per_um2`` per um^2."""
+    frames = table["frame"].to_numpy()
+    counts = np.bincount(frames - frames.min())
+    return counts[frames - frames.min()] < max_density_per_um2 * frame_area_um2
+
+
+def _frame_area_um2(frame_shape, pixel_size_nm):
+    """Area of one frame of ``frame_shape`` (rows, columns) in um^2."""
+    return frame_shape[0] * frame_shape[1] * (pixel_size_nm / 1e3) ** 2
+
+
 def drop_noise_frames(frames, table, min_frame_snr):
     """Drop the detections of frames without a spot of ``min_frame_snr``.
 
@@ -574,9 +593,7 @@ def drop_noise_frames(frames, table, min_frame_snr):
     has_spot = np.zeros(len(frames), dtype=bool)
     has_spot[bright] = True
     keep = has_spot[table["frame"].to_numpy()]
-    if keep.all():
-        return table
-    return table[keep].reset_index(drop=True)
+    return _kept(table, keep)
 
 
 #: ``drop_sparse_duplicates`` acts only in frames with fewer detections than
@@ -630,8 +647,7 @@ def drop_sparse_duplicates(
 
     check_real(radius_nm, "duplicate_radius_nm", low=0, low_open=True)
     frames = table["frame"].to_numpy()
-    counts = np.bincount(frames - frames.min())
-    sparse = counts[frames - frames.min()] < max_density_per_um2 * frame_area_um2
+    sparse = _in_sparse_frames(table, frame_area_um2, max_density_per_um2)
     xy = table[["x_nm", "y_nm"]].to_numpy(dtype=np.float64)
     score = table["score"].to_numpy()
     keep = np.ones(len(table), dtype=bool)
@@ -642,9 +658,7 @@ def drop_sparse_duplicates(
         for a, b in sorted(cKDTree(pts).query_pairs(float(radius_nm))):
             i, j = idx[a], idx[b]
             keep[j if score[i] >= score[j] else i] = False
-    if keep.all():
-        return table
-    return table[keep].reset_index(drop=True)
+    return _kept(table, keep)
 
 
 #: ``drop_edge_spill`` applies its higher threshold to detections closer than
@@ -705,9 +719,7 @@ def drop_edge_spill(table, threshold, *, frame_shape, pixel_size_nm):
     y = table["y_nm"].to_numpy() / pixel_size_nm
     edge_px = np.minimum(np.minimum(x, cols - x), np.minimum(y, rows - y))
     keep = (edge_px >= EDGE_SPILL_PX) | (table["score"].to_numpy() >= threshold)
-    if keep.all():
-        return table
-    return table[keep].reset_index(drop=True)
+    return _kept(table, keep)
 
 
 #: ``drop_thick_edge_spill`` acts only on chunks with fewer detections than
@@ -755,7 +767,7 @@ def drop_thick_edge_spill(
     if len(table) == 0:
         return table
     n, h, w = frames.shape
-    area_um2 = h * w * (pixel_size_nm / 1e3) ** 2
+    area_um2 = _frame_area_um2((h, w), pixel_size_nm)
     if len(table) >= max_density_per_um2 * area_um2 * n:
         return table
     found = estimate_conditions(frames, table, pixel_size_nm=pixel_size_nm, spread=True)
@@ -817,14 +829,10 @@ def drop_weak_sparse(
     check_real(fraction, "sparse_score_fraction", low=0, high=1)
     if len(table) == 0:
         return table
-    frames = table["frame"].to_numpy()
-    counts = np.bincount(frames - frames.min())
-    sparse = counts[frames - frames.min()] < max_density_per_um2 * frame_area_um2
+    sparse = _in_sparse_frames(table, frame_area_um2, max_density_per_um2)
     score = table["score"].to_numpy()
     keep = ~sparse | (score >= fraction * np.median(score))
-    if keep.all():
-        return table
-    return table[keep].reset_index(drop=True)
+    return _kept(table, keep)
 
 
 def decide_detections(
@@ -841,7 +849,7 @@ def decide_detections(
     :func:`drop_weak_sparse`, then :func:`drop_sparse_duplicates`, then
     :func:`drop_edge_spill`; each one is skipped when its parameter is None.
     """
-    area_um2 = frame_shape[0] * frame_shape[1] * (pixel_size_nm / 1e3) ** 2
+    area_um2 = _frame_area_um2(frame_shape, pixel_size_nm)
     table = drop_weak_sparse(table, sparse_score_fraction, frame_area_um2=area_um2)
     table = drop_sparse_duplicates(table, duplicate_radius_nm, frame_area_um2=area_um2)
     return drop_edge_spill(
