@@ -1083,7 +1083,7 @@ saturation_adu
         single = (status == 0) & (fit["k"] == 1)
         if single.sum() >= _SPLIT_MIN_FITS:
             q25, q50, q75 = np.percentile(fit["sigma_px"][single], [25, 50, 75])
-            if q75 - q25 > 0.15 * q50:
+            if _widths_vary(q25, q50, q75):
                 status[(status == 0) & (fit["k"] > 1)] = 7
     if max_deviance_ratio is not None:
         status[(status == 0) & ~(fit["deviance_ratio"] <= max_deviance_ratio)] = 8
@@ -1339,6 +1339,15 @@ _CLIP_TO_FRAME_PX = 1.0
 _SPLIT_MIN_FITS = 20
 #: Detections closer than this to the frame edge (px) get the fixed width.
 _EDGE_PX = 2.0
+#: Fitted widths vary (a thick sample: emitters at different depths) when
+#: their interquartile range exceeds this fraction of their median; an
+#: in-focus 2D PSF gives one width.
+_WIDTHS_VARY_IQR = 0.15
+
+
+def _widths_vary(q25, median, q75):
+    """Whether widths with these quartiles vary (see :data:`_WIDTHS_VARY_IQR`)."""
+    return q75 - q25 > _WIDTHS_VARY_IQR * median
 
 
 def _refit_at_frame_edge(
@@ -1369,7 +1378,7 @@ def _refit_at_frame_edge(
     if not near.any() or single.sum() < _SPLIT_MIN_FITS:
         return
     q25, median, q75 = np.percentile(fit["sigma_px"][single], [25, 50, 75])
-    if q75 - q25 > 0.15 * median:
+    if _widths_vary(q25, median, q75):
         return
     fixed = dict(p, psf_sigma_nm=median * float(p["pixel_size_nm"]))
     # only the detections near the edge and those that can share their
@@ -1885,7 +1894,7 @@ def _refit_wide_fits(frames, f, final, p, derived, saturation, rows=None):
         return none
     width = final["sigma_px"]
     q25, median, q75 = np.percentile(width[rows], [25, 50, 75])
-    if q75 - q25 > 0.15 * median:
+    if _widths_vary(q25, median, q75):
         return none
     wide = rows & (width > q75 + _WIDE_FENCE * (q75 - q25))
     # only where another emitter is near enough to put light into the box
@@ -2065,7 +2074,7 @@ def _split_merged_pairs(
         ky = np.where(col == 3, q[:, 4], q[:, 1]) + r0
         spill &= np.hypot(kx - cx[idx], ky - cy[idx]) <= _SPILL_MAX_SHIFT_PX
         q25, q75 = np.percentile(width, [25, 75])
-        if _SPILL_SAME_WIDTH and q75 - q25 > 0.15 * np.median(width):
+        if _SPILL_SAME_WIDTH and _widths_vary(q25, np.median(width), q75):
             spill[:] = False
         sp, k = idx[spill], np.flatnonzero(spill)
         c = col[k]
