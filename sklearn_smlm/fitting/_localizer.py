@@ -1429,11 +1429,35 @@ def _recentred_single_fits(frames, f, fit, idx, p, derived):
     box["sigma"] = fit["sigma_px"][idx]
     columns = [box[k] for k in ("x", "y", "n", "bg", "sigma")]
     box["mu"] = mu = gaussian_model(np.column_stack(columns), size)
-    if variance is None:
-        box["deviance"] = poisson_deviance(data, mu)
-    else:
-        box["deviance"] = poisson_deviance(data + variance, mu + variance)
+    box["deviance"] = _box_deviance(data, mu, variance)
     return box
+
+
+def _box_deviance(data, mu, variance):
+    """Poisson deviance of boxes, sCMOS read-noise ``variance`` added when given."""
+    if variance is None:
+        return poisson_deviance(data, mu)
+    return poisson_deviance(data + variance, mu + variance)
+
+
+def _split_screen(min_drop, dof):
+    """Least deviance of a fit that an added emitter can improve by ``min_drop``.
+
+    The drop is the old deviance minus the new one, and the new one is
+    rarely below ``dof`` minus ``_SPLIT_SCREEN_SD`` standard deviations of
+    its chi-squared distribution (``dof`` degrees of freedom).
+    """
+    return max(min_drop, min_drop + dof - _SPLIT_SCREEN_SD * np.sqrt(2.0 * dof))
+
+
+def _better_fits(res, best):
+    """Rows where fit ``res`` beats ``best``: converged over not, then deviance."""
+    worse = np.where(
+        res["converged"] == best["converged"],
+        res["deviance"] >= best["deviance"],
+        best["converged"],
+    )
+    return ~worse & np.isfinite(res["deviance"])
 
 
 def _residual_peak(data, mu):
@@ -1524,12 +1548,7 @@ def _pair_fit(box, sigma_ref, fixed, p, derived, weak=None):
             best = res
             continue
         best_sub = {key: values[todo] for key, values in best.items()}
-        worse = np.where(
-            res["converged"] == best_sub["converged"],
-            res["deviance"] >= best_sub["deviance"],
-            best_sub["converged"],
-        )
-        better = ~worse & np.isfinite(res["deviance"])
+        better = _better_fits(res, best_sub)
         rows = np.flatnonzero(todo)[better]
         for key, values in res.items():
             best[key][rows] = values[better]
@@ -1718,13 +1737,9 @@ def _add_missed_emitters(frames, f, column, p, derived, saturation):
         # screen as _split_poor_fits does: only boxes that the kept fits
         # explain badly enough can pass the test
         mu0 = gaussian_model(q0, size, k=k, fixed_sigma=fixed)
-        if variance is None:
-            dev0 = poisson_deviance(data, mu0)
-        else:
-            dev0 = poisson_deviance(data + variance, mu0 + variance)
+        dev0 = _box_deviance(data, mu0, variance)
         dof = size * size - q0.shape[1] - 3
-        screen = max(min_drop, min_drop + dof - _SPLIT_SCREEN_SD * np.sqrt(2.0 * dof))
-        poor = np.flatnonzero(dev0 / excess > screen)
+        poor = np.flatnonzero(dev0 / excess > _split_screen(min_drop, dof))
         if not len(poor):
             continue
         ids, raw, r0, c0, data, q0, dev0 = (
@@ -1762,12 +1777,7 @@ def _add_missed_emitters(frames, f, column, p, derived, saturation):
             if best is None:
                 best = res
                 continue
-            worse = np.where(
-                res["converged"] == best["converged"],
-                res["deviance"] >= best["deviance"],
-                best["converged"],
-            )
-            better = ~worse & np.isfinite(res["deviance"])
+            better = _better_fits(res, best)
             for key, values in res.items():
                 best[key][better] = values[better]
         q, var = best["params"], best["var"]
@@ -2226,11 +2236,7 @@ def _split_poor_fits(frames, f, fit, p, derived, saturation, min_deviance_drop):
     # every table unchanged (no accepted split lost) and cut the pair fits,
     # the dearest part of predict, from about 5,700 to 538 on sparse64 and
     # from about 4,400 to 1,554 on sparse256 (few on dense frames).
-    dof2 = size * size - 8
-    screen = max(
-        min_deviance_drop,
-        min_deviance_drop + dof2 - _SPLIT_SCREEN_SD * np.sqrt(2.0 * dof2),
-    )
+    screen = _split_screen(min_deviance_drop, size * size - 8)
     poor = dev1 / derived["excess_noise"] > screen
     if not poor.any():
         return empty
