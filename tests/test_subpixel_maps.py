@@ -151,17 +151,24 @@ def test_pretrained_predict_equals_the_full_map_path(frame_shape, density):
     pd.testing.assert_frame_equal(table, expected)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-@pytest.mark.parametrize("tile", [1, 4, 8])
-def test_head_above_a_limit_is_the_whole_head_where_it_matters(precision, tile):
+def _network_input(frame_shape, density_per_um2, random_state, n_frames):
+    """The default network, normalized simulated frames and its head's limit."""
     loc = DistanceTransformLocalizer.pretrained(device="cpu")
     module = loc.regressor_.module_.eval()
     X, _ = PAFPSimulator(
-        frame_shape=(45, 38), density_per_um2=0.4, random_state=4
-    ).simulate(3)
+        frame_shape=frame_shape,
+        density_per_um2=density_per_um2,
+        random_state=random_state,
+    ).simulate(n_frames)
     x = torch.from_numpy(loc.normalizer_.transform(X).astype(np.float32))[:, None]
     x = x.contiguous(memory_format=torch.channels_last)
-    limit = loc.threshold / loc.regressor_.peak_value
+    return module, x, loc.threshold / loc.regressor_.peak_value
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("tile", [1, 4, 8])
+def test_head_above_a_limit_is_the_whole_head_where_it_matters(precision, tile):
+    module, x, limit = _network_input((45, 38), 0.4, 4, 3)
     with torch.inference_mode(), autocast("cpu", precision):
         whole = module.subpixel_channels(x)
         part, complete = module.subpixel_channels_above(x, limit, tile=tile)
@@ -180,14 +187,7 @@ def test_head_above_a_limit_is_the_whole_head_where_it_matters(precision, tile):
 
 
 def test_dense_frames_compute_the_whole_head():
-    loc = DistanceTransformLocalizer.pretrained(device="cpu")
-    module = loc.regressor_.module_.eval()
-    X, _ = PAFPSimulator(
-        frame_shape=(32, 32), density_per_um2=6.0, random_state=5
-    ).simulate(2)
-    x = torch.from_numpy(loc.normalizer_.transform(X).astype(np.float32))[:, None]
-    x = x.contiguous(memory_format=torch.channels_last)
-    limit = loc.threshold / loc.regressor_.peak_value
+    module, x, limit = _network_input((32, 32), 6.0, 5, 2)
     with torch.inference_mode(), autocast("cpu", "bf16"):
         whole = module.subpixel_channels(x)
         part, complete = module.subpixel_channels_above(x, limit)
